@@ -1,0 +1,243 @@
+"""From any ``datasets`` dataset, Hub dataset id or local folder to a class-balanced sample with label names.
+
+This is the first step of the one-way flow (dataset → samples → features → task token): it decides *which* rows
+are looked at, never what is computed from them. Rows are read lazily from the Arrow table, so a dataset larger
+than memory costs only its label column and the sampled rows.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import numpy as np
+
+from .errors import InvalidInputError
+
+logger = logging.getLogger(__name__)
+
+Modality = Literal["image", "text"]
+
+DEFAULT_SHOTS_PER_CLASS = 32
+
+
+@dataclass(frozen=True)
+class TaskSample:
+    """A class-balanced sample of a labelled dataset.
+
+    Attributes:
+        inputs: The sampled inputs, PIL images or strings, in the order of ``labels``.
+        labels: ``(N,)`` int64 class ids in ``[0, C)``, remapped so that every id is present.
+        label_names: ``C`` names; ``label_names[k]`` is the name of class id ``k``.
+        modality: ``"image"`` or ``"text"``.
+        indices: ``(N,)`` row indices of the sample in the source split (for caching and reproducibility).
+        fingerprint: A content key of (dataset fingerprint, columns, indices); equal samples share it.
+    """
+
+    inputs: list[Any]
+    labels: np.ndarray
+    label_names: list[str]
+    modality: Modality
+    indices: np.ndarray
+    fingerprint: str
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.label_names)
+
+
+def load_split(dataset: Any, *, split: str | None = None, revision: str | None = None):
+    """Return a ``datasets.Dataset`` for ``dataset``: a Dataset, a DatasetDict, a Hub dataset id or a local folder.
+
+    Raises:
+        InvalidInputError: the split does not exist or the split is empty.
+    """
+    import datasets
+
+    if isinstance(dataset, str):
+        dataset = datasets.load_dataset(dataset, revision=revision)
+    if isinstance(dataset, (datasets.DatasetDict, datasets.IterableDatasetDict)):
+        if split is None:
+            split = "train" if "train" in dataset else next(iter(dataset))
+        if split not in dataset:
+            raise InvalidInputError(f"Split {split!r} not found; available splits: {sorted(dataset)}. Pass `split=`.")
+        dataset = dataset[split]
+    if isinstance(dataset, datasets.IterableDataset):
+        raise InvalidInputError(
+            "A streaming (iterable) dataset cannot be sampled class-balanced without a full pass; load it with "
+            "`streaming=False` (Arrow files are memory-mapped, so this does not load it into memory)."
+        )
+    if not isinstance(dataset, datasets.Dataset):
+        raise InvalidInputError(
+            f"Expected a datasets.Dataset, DatasetDict, Hub dataset id or folder, got {type(dataset).__name__}."
+        )
+    if len(dataset) == 0:
+        raise InvalidInputError(f"The split {split or ''!r} is empty: pick a split with labelled rows (`split=`).")
+    return dataset
+
+
+def infer_columns(
+    dataset, *, input_column: str | None = None, label_column: str | None = None
+) -> tuple[str, str, Modality]:
+    """Find the input and label columns (or check the given ones) and the modality of the inputs.
+
+    The label column defaults to the first ``ClassLabel`` column, else ``"label"``/``"labels"``; the input column to
+    the first ``Image`` column, else the first string column that is not the label.
+
+    Raises:
+        InvalidInputError: a named column is missing, or no suitable column can be found.
+    """
+    import datasets
+
+    features = dataset.features
+    names = list(features)
+    if label_column is None:
+        label_column = next((c for c in names if isinstance(features[c], datasets.ClassLabel)), None)
+        label_column = label_column or next((c for c in ("label", "labels") if c in features), None)
+        if label_column is None:
+            raise InvalidInputError(f"No label column found among {names}; pass `label_column=`.")
+    elif label_column not in features:
+        raise InvalidInputError(f"Label column {label_column!r} not found; available columns: {names}.")
+    if input_column is None:
+        input_column = next((c for c in names if isinstance(features[c], datasets.Image)), None)
+        input_column = input_column or next(
+            (c for c in names if c != label_column and _is_string(features[c])), None
+        )
+        if input_column is None:
+            raise InvalidInputError(f"No image or text column found among {names}; pass `input_column=`.")
+    elif input_column not in features:
+        raise InvalidInputError(f"Input column {input_column!r} not found; available columns: {names}.")
+    if input_column == label_column:
+        raise InvalidInputError(f"input_column and label_column are both {input_column!r}; they must differ.")
+    feature = features[input_column]
+    if isinstance(feature, datasets.Image):
+        modality: Modality = "image"
+    elif _is_string(feature):
+        modality = "text"
+    else:
+        raise InvalidInputError(
+            f"Input column {input_column!r} has type {feature!r}; hf-spider reads `Image` or string columns."
+        )
+    return input_column, label_column, modality
+
+
+def _is_string(feature) -> bool:
+    return getattr(feature, "dtype", None) in ("string", "large_string")
+
+
+def read_labels(dataset, label_column: str) -> tuple[np.ndarray, list[str]]:
+    """Read a label column as ``(ids (N,), names)``; ids index ``names``. Works for ClassLabel, int and str labels.
+
+    Raises:
+        InvalidInputError: missing labels or an unsupported label type.
+    """
+    import datasets
+
+    feature = dataset.features[label_column]
+    raw = dataset.with_format("numpy", columns=[label_column])[label_column]
+    raw = np.asarray(raw)
+    if raw.ndim != 1:
+        raise InvalidInputError(
+            f"Label column {label_column!r} holds {raw.ndim}-D values; hf-spider needs one class per row."
+        )
+    if isinstance(feature, datasets.ClassLabel):
+        ids = raw.astype(np.int64)
+        if (ids < 0).any():
+            raise InvalidInputError(
+                f"Label column {label_column!r} has {(ids < 0).sum()} unlabelled rows (-1); filter them out first."
+            )
+        return ids, list(feature.names)
+    if raw.dtype.kind in "iu":
+        values, ids = np.unique(raw, return_inverse=True)
+        return ids.astype(np.int64), [str(v) for v in values]
+    if raw.dtype.kind in "OUS":
+        if any(v is None for v in raw):
+            raise InvalidInputError(f"Label column {label_column!r} has missing values; filter them out first.")
+        values, ids = np.unique(raw.astype(str), return_inverse=True)
+        return ids.astype(np.int64), [str(v) for v in values]
+    raise InvalidInputError(
+        f"Label column {label_column!r} has dtype {raw.dtype}; use a ClassLabel, int or str column (`label_column=`)."
+    )
+
+
+def class_balanced_indices(labels: np.ndarray, shots_per_class: int, *, seed: int = 0) -> np.ndarray:
+    """Pick up to ``shots_per_class`` rows of every class, uniformly at random, seeded.
+
+    Vectorised: one permutation, one stable sort by class, a within-class rank. Returns sorted row indices.
+
+    Shape:
+        labels: (N,) ints. Returns (≤ C * shots_per_class,) int64.
+    """
+    if shots_per_class < 1:
+        raise InvalidInputError(f"shots_per_class must be ≥ 1, got {shots_per_class}.")
+    labels = np.asarray(labels)
+    perm = np.random.default_rng(seed).permutation(len(labels))
+    order = perm[np.argsort(labels[perm], kind="stable")]  # grouped by class, random within
+    grouped = labels[order]
+    within = np.arange(len(grouped)) - np.searchsorted(grouped, grouped, side="left")
+    return np.sort(order[within < shots_per_class]).astype(np.int64)
+
+
+def sample_task(
+    dataset: Any,
+    *,
+    split: str | None = None,
+    input_column: str | None = None,
+    label_column: str | None = None,
+    shots_per_class: int = DEFAULT_SHOTS_PER_CLASS,
+    seed: int = 0,
+    revision: str | None = None,
+) -> TaskSample:
+    """Draw a class-balanced, seeded sample of a labelled dataset.
+
+    Classes declared by a ``ClassLabel`` but absent from the split are dropped (with a warning), because no
+    prototype can be computed for them.
+
+    Args:
+        dataset: A ``datasets.Dataset``/``DatasetDict``, a Hub dataset id or a local folder.
+        split: The split to sample (default: ``"train"`` when the dataset has several).
+        input_column: Image or text column (default: inferred).
+        label_column: Class column (default: inferred).
+        shots_per_class: Rows drawn per class (fewer when a class is smaller).
+        seed: Seed of the draw; the same seed gives the same rows.
+        revision: Dataset revision, for a Hub id.
+
+    Returns:
+        A [`TaskSample`].
+
+    Raises:
+        InvalidInputError: missing columns, empty split, or fewer than two classes with samples.
+    """
+    ds = load_split(dataset, split=split, revision=revision)
+    input_column, label_column, modality = infer_columns(ds, input_column=input_column, label_column=label_column)
+    ids, names = read_labels(ds, label_column)
+    present = np.unique(ids)
+    if len(present) < len(names):
+        missing = [names[i] for i in np.setdiff1d(np.arange(len(names)), present)]
+        logger.warning("Dropping %d class(es) with no rows in this split: %s", len(missing), missing[:10])
+    if len(present) < 2:
+        raise InvalidInputError(
+            f"The split has {len(present)} class(es) with rows in column {label_column!r}; ranking models needs at "
+            "least two. Check `label_column=` and `split=`."
+        )
+    # Remap to the present classes so ids are 0..C-1 with no gaps.
+    remap = np.full(len(names), -1, dtype=np.int64)
+    remap[present] = np.arange(len(present))
+    indices = class_balanced_indices(ids, shots_per_class, seed=seed)
+    rows = ds.select(indices)
+    inputs = rows[input_column]
+    if modality == "text":
+        inputs = ["" if x is None else str(x) for x in inputs]
+    key = hashlib.sha256(
+        f"{getattr(ds, '_fingerprint', '')}|{input_column}|{label_column}|".encode() + indices.tobytes()
+    ).hexdigest()
+    return TaskSample(
+        inputs=list(inputs),
+        labels=remap[ids[indices]],
+        label_names=[names[i] for i in present],
+        modality=modality,
+        indices=indices,
+        fingerprint=key,
+    )

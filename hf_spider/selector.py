@@ -1,0 +1,435 @@
+"""SpiderSelector: a trained Model Spider ranker that lives on the Hub like any model.
+
+A selector repo holds ``config.json`` (sizes, task encoder), ``model.safetensors`` (the fitness network),
+``zoo.json`` (model id → revision, task type, token sha256) and ``tokens/`` (its mirror copy of every model token),
+plus a generated ``README.md``. Loading, saving and pushing follow huggingface_hub's ``ModelHubMixin``.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+import torch
+from huggingface_hub import ModelHubMixin
+from safetensors.torch import load as st_load
+from safetensors.torch import save as st_save
+
+from . import hub
+from .cards import selector_card, with_token_section
+from .data import DEFAULT_SHOTS_PER_CLASS, Modality, sample_task
+from .errors import ArtifactError, InvalidInputError, TokenIntegrityError, ZooError
+from .fitness import FitnessConfig, FitnessNetwork
+from .ranking import RankedModel, Ranking
+from .tokens import TOKEN_FILENAME, TaskEncoder, TaskToken, atomic_write_bytes, atomic_write_text, parse_token
+from .tokens import token_bytes, token_sha256
+from .training import TrainingConfig, TrainingTask, train_spider
+
+logger = logging.getLogger(__name__)
+
+CONFIG_FORMAT_VERSION = 1
+TokenSource = Literal["auto", "model", "mirror"]
+
+
+@dataclass
+class SelectorConfig:
+    """Everything needed to rebuild a selector, saved as ``config.json``."""
+
+    name: str  # the repo id the selector lives at; model tokens record it as their owner
+    modality: Modality  # "image" or "text": what the task encoder reads
+    task_encoder: str  # Transformers model (Hub id or folder) that turns a dataset into prototypes
+    task_encoder_revision: str | None = None
+    task_token_kind: Literal["prototypes", "label_names"] = "prototypes"  # class means of data, or of label names
+    label_prompt: str = "{}"  # template for label names when task_token_kind == "label_names"
+    shots_per_class: int = DEFAULT_SHOTS_PER_CLASS  # rows per class the task encoder reads
+    fitness: FitnessConfig = field(default_factory=FitnessConfig)
+    training: dict[str, Any] = field(default_factory=dict)  # how it was trained (filled by `train`)
+    format_version: int = CONFIG_FORMAT_VERSION
+
+    def __post_init__(self) -> None:
+        if isinstance(self.fitness, dict):
+            self.fitness = FitnessConfig(**self.fitness)
+
+    @classmethod
+    def from_dict(cls, data: Any) -> SelectorConfig:
+        """Validate a ``config.json`` payload.
+
+        Raises:
+            ArtifactError: wrong format version, missing or unknown fields, wrong types.
+        """
+        if not isinstance(data, dict):
+            raise ArtifactError("config.json must hold a JSON object.")
+        if data.get("format_version") != CONFIG_FORMAT_VERSION:
+            raise ArtifactError(
+                f"config.json has format_version {data.get('format_version')!r}; this hf-spider reads version "
+                f"{CONFIG_FORMAT_VERSION}. Upgrade hf-spider or re-save the selector."
+            )
+        known = set(cls.__dataclass_fields__)
+        unknown = set(data) - known
+        if unknown:
+            raise ArtifactError(f"config.json has unknown fields {sorted(unknown)}; was it written by hf-spider?")
+        try:
+            config = cls(**data)
+        except TypeError as err:
+            raise ArtifactError(f"config.json is incomplete or has wrong fields: {err}") from err
+        if config.modality not in ("image", "text") or config.task_token_kind not in ("prototypes", "label_names"):
+            raise ArtifactError(f"config.json: unsupported modality/task_token_kind {config.modality!r}/"
+                                f"{config.task_token_kind!r}.")
+        return config
+
+
+class SpiderSelector(
+    ModelHubMixin,
+    library_name="hf-spider",
+    tags=["hf-spider", "model-selection", "model-spider"],
+    paper_url="https://arxiv.org/abs/2306.03900",
+):
+    """Rank the models of a zoo for a new dataset, from learned model tokens and a task token.
+
+    Args:
+        config: The selector's [`SelectorConfig`].
+        fitness: The trained fitness network (default: freshly initialised from ``config.fitness``).
+        zoo: The zoo's entries, in token order.
+        model_tokens: ``(M, token_dim)`` tokens, row ``i`` for ``zoo[i]``.
+        revision: Commit sha of the selector repo this was loaded from (``None`` for a folder or a new selector).
+
+    Example:
+        ```python
+        >>> from hf_spider import SpiderSelector
+        >>> selector = SpiderSelector.from_pretrained("org/spider-vision")
+        >>> ranking = selector.rank("org/my-dataset", split="train", top_k=5)
+        >>> model = ranking[0].load()
+        ```
+    """
+
+    def __init__(
+        self,
+        config: SelectorConfig,
+        fitness: FitnessNetwork | None = None,
+        zoo: list[hub.ZooEntry] | None = None,
+        model_tokens: torch.Tensor | None = None,
+        *,
+        revision: str | None = None,
+    ) -> None:
+        self.config = config
+        self.fitness = (fitness or FitnessNetwork(config.fitness)).eval()
+        self.zoo = list(zoo or [])
+        self.model_tokens = model_tokens if model_tokens is not None else torch.zeros(0, config.fitness.token_dim)
+        self.revision = revision
+        if self.model_tokens.shape != (len(self.zoo), config.fitness.token_dim):
+            raise InvalidInputError(
+                f"model_tokens has shape {tuple(self.model_tokens.shape)}; expected ({len(self.zoo)}, "
+                f"{config.fitness.token_dim}) for a zoo of {len(self.zoo)} models."
+            )
+        self._encoder: TaskEncoder | None = None
+
+    # --- building ------------------------------------------------------------------------------------------
+
+    @classmethod
+    def train(
+        cls,
+        tasks: list[TrainingTask],
+        *,
+        config: SelectorConfig,
+        zoo: list[str],
+        revisions: dict[str, str] | None = None,
+        training: TrainingConfig | None = None,
+        val_tasks: list[TrainingTask] | None = None,
+        verbose: bool = True,
+    ) -> SpiderSelector:
+        """Train a selector on tasks whose zoo performance is known.
+
+        Args:
+            tasks: Training tasks; ``performance[i]`` belongs to ``zoo[i]``.
+            config: The selector's configuration (task encoder, sizes).
+            zoo: Model ids (Hub ids or folders), in the order of the tasks' performance vectors.
+            revisions: Optional commit sha of each Hub model, recorded in ``zoo.json``.
+            training: Optimisation settings.
+            val_tasks: Validation tasks for early stopping (default: a split of ``tasks``).
+            verbose: Show progress.
+        """
+        if len(set(zoo)) != len(zoo):
+            raise InvalidInputError("The zoo lists a model twice; model ids must be unique.")
+        result = train_spider(tasks, num_models=len(zoo), fitness_config=config.fitness, config=training,
+                              val_tasks=val_tasks, verbose=verbose)
+        config.training = {
+            "training tasks": len(result.train_tasks),
+            "validation tasks": len(result.val_tasks),
+            "best epoch": result.best_epoch,
+            "validation weighted tau": round(result.best_val_tau, 4),
+            **{k: v for k, v in asdict(training or TrainingConfig()).items()},
+        }
+        task_type = f"{config.modality}-classification"
+        revisions = revisions or {}
+        entries = [
+            hub.ZooEntry(model_id=m, revision=revisions.get(m), task_type=task_type,
+                         token_sha256=token_sha256(tok), mirror=hub.mirror_name(m))
+            for m, tok in zip(zoo, result.model_tokens)
+        ]
+        return cls(config, result.fitness, entries, result.model_tokens)
+
+    # --- ranking -------------------------------------------------------------------------------------------
+
+    @property
+    def model_ids(self) -> list[str]:
+        return [e.model_id for e in self.zoo]
+
+    @property
+    def task_encoder(self) -> TaskEncoder:
+        """The frozen task encoder, loaded on first use."""
+        if self._encoder is None:
+            self._encoder = TaskEncoder(self.config.task_encoder, modality=self._encoder_modality(),
+                                        revision=self.config.task_encoder_revision)
+        return self._encoder
+
+    def _encoder_modality(self) -> Modality:
+        return "text" if self.config.task_token_kind == "label_names" else self.config.modality
+
+    def task_token(
+        self,
+        dataset: Any,
+        *,
+        split: str | None = None,
+        input_column: str | None = None,
+        label_column: str | None = None,
+        seed: int = 0,
+        revision: str | None = None,
+        verbose: bool = True,
+    ) -> TaskToken:
+        """Summarise a dataset as the task token this selector reads (class prototypes)."""
+        sample = sample_task(dataset, split=split, input_column=input_column, label_column=label_column,
+                             shots_per_class=self.config.shots_per_class, seed=seed, revision=revision)
+        if sample.modality != self.config.modality:
+            raise InvalidInputError(
+                f"This selector ranks {self.config.modality} models, but the dataset's input column holds "
+                f"{sample.modality}s. Use a {sample.modality} selector, or pass the right `input_column=`."
+            )
+        if self.config.task_token_kind == "label_names":
+            return self.label_name_token(sample.label_names)
+        return self.task_encoder.encode(sample, verbose=verbose)
+
+    def label_name_token(self, label_names: list[str]) -> TaskToken:
+        """A task token from class names alone (for selectors with ``task_token_kind="label_names"``)."""
+        prompts = [self.config.label_prompt.format(n) for n in label_names]
+        return TaskToken(self.task_encoder.encode_texts(prompts), list(label_names), self.config.task_encoder)
+
+    @torch.no_grad()
+    def score(self, task: TaskToken) -> np.ndarray:
+        """Fitness score of every zoo model for ``task``, in zoo order, in one batched call. ``(M,)``."""
+        if task.prototypes.shape[1] != self.config.fitness.task_dim:
+            raise InvalidInputError(
+                f"Task prototypes have width {task.prototypes.shape[1]}, this selector expects "
+                f"{self.config.fitness.task_dim} (from {self.config.task_encoder})."
+            )
+        scores = self.fitness(self.model_tokens, task.prototypes.unsqueeze(0))  # (1, M)
+        return scores[0].numpy().astype(np.float64)
+
+    def rank(
+        self,
+        dataset: Any,
+        *,
+        split: str | None = None,
+        input_column: str | None = None,
+        label_column: str | None = None,
+        top_k: int | None = None,
+        rerank: int = 0,
+        seed: int = 0,
+        revision: str | None = None,
+        verbose: bool = True,
+    ) -> Ranking:
+        """Rank the zoo for a dataset, best first.
+
+        Args:
+            dataset: A ``datasets.Dataset``/``DatasetDict``, a Hub dataset id or a local folder.
+            split: Split to read (default ``"train"``).
+            input_column: Image or text column (default: inferred).
+            label_column: Class column (default: inferred).
+            top_k: Keep only the best ``top_k`` models (default: all).
+            rerank: Re-rank the top ``rerank`` models with their own features (not available yet).
+            seed: Seed of the class-balanced sample.
+            revision: Dataset revision, for a Hub id.
+            verbose: Show progress bars.
+
+        Returns:
+            A [`Ranking`]; ``ranking[0].load()`` gives the best model ready for fine-tuning.
+
+        Raises:
+            InvalidInputError: unusable dataset or arguments (the message says how to fix it).
+        """
+        if rerank:
+            raise NotImplementedError(
+                "Re-ranking with PTM-specific features is not implemented in this version; call rank(rerank=0)."
+            )
+        if top_k is not None and top_k < 1:
+            raise InvalidInputError(f"top_k must be ≥ 1 or None, got {top_k}.")
+        start = time.perf_counter()
+        task = self.task_token(dataset, split=split, input_column=input_column, label_column=label_column,
+                               seed=seed, revision=revision, verbose=verbose)
+        return self.rank_task(task, top_k=top_k, dataset_name=_describe(dataset, split), start=start)
+
+    def rank_task(
+        self, task: TaskToken, *, top_k: int | None = None, dataset_name: str = "task", start: float | None = None
+    ) -> Ranking:
+        """Rank the zoo for an already-computed task token."""
+        start = time.perf_counter() if start is None else start
+        scores = self.score(task)
+        order = np.argsort(-scores, kind="stable")[: top_k or len(scores)]
+        models = [
+            RankedModel(rank=r + 1, model_id=self.zoo[i].model_id, revision=self.zoo[i].revision,
+                        score=float(scores[i]), task_type=self.zoo[i].task_type,
+                        label_names=tuple(task.label_names))
+            for r, i in enumerate(order)
+        ]
+        return Ranking(models, selector=self.config.name, selector_revision=self.revision, dataset=dataset_name,
+                       seconds=time.perf_counter() - start)
+
+    # --- tokens in model repos -----------------------------------------------------------------------------
+
+    def token_file(self, model_id: str) -> bytes:
+        """The ``spider/token.safetensors`` bytes of one zoo model."""
+        i = self._index(model_id)
+        return token_bytes(self.model_tokens[i], model_id=model_id, selector=self.config.name,
+                           selector_revision=self.revision)
+
+    def write_token(
+        self, model_id: str, *, repo: str | None = None, create_pr: bool = False, token: str | bool | None = None
+    ) -> str:
+        """Write a model's token and its card section into its repo (a local folder, or a Hub repo via a commit or
+        a pull request with ``create_pr=True``). Re-writing replaces the card section, never duplicates it.
+
+        Returns:
+            The folder path, commit URL or pull-request URL.
+        """
+        i = self._index(model_id)
+        repo = repo or model_id
+        card = with_token_section(hub.read_card_text(repo, token=token), selector=self.config.name,
+                                  selector_revision=self.revision, dim=self.config.fitness.token_dim,
+                                  sha256=self.zoo[i].token_sha256)
+        files = {TOKEN_FILENAME: self.token_file(model_id), "README.md": card.encode("utf-8")}
+        return hub.write_repo_files(repo, files, create_pr=create_pr, token=token,
+                                    commit_message=f"Add Model Spider token for {self.config.name}")
+
+    def _index(self, model_id: str) -> int:
+        try:
+            return self.model_ids.index(model_id)
+        except ValueError:
+            raise ZooError(f"{model_id!r} is not in this selector's zoo ({len(self.zoo)} models).") from None
+
+    # --- serialisation (huggingface_hub ModelHubMixin) -----------------------------------------------------
+
+    def _save_pretrained(self, save_directory: Path) -> None:
+        save_directory = Path(save_directory)
+        for entry, tok in zip(self.zoo, self.model_tokens):
+            atomic_write_bytes(save_directory / entry.mirror, token_bytes(
+                tok, model_id=entry.model_id, selector=self.config.name, selector_revision=self.revision))
+        state = {k: v.contiguous() for k, v in self.fitness.state_dict().items()}
+        atomic_write_bytes(save_directory / "model.safetensors", st_save(state, metadata={"format": "pt"}))
+        atomic_write_text(save_directory / "zoo.json", hub.dump_zoo(self.zoo, selector=self.config.name))
+        atomic_write_text(save_directory / "config.json", json.dumps(asdict(self.config), indent=2, sort_keys=True))
+        card = selector_card(
+            repo_id=self.config.name, modality=self.config.modality, task_encoder=self.config.task_encoder,
+            task_token_kind=self.config.task_token_kind, shots_per_class=self.config.shots_per_class,
+            token_dim=self.config.fitness.token_dim, num_layers=self.config.fitness.num_layers,
+            zoo=[asdict(e) for e in self.zoo], training=self.config.training,
+        )
+        atomic_write_text(save_directory / "README.md", str(card))
+
+    @classmethod
+    def _from_pretrained(
+        cls,
+        *,
+        model_id: str,
+        revision: str | None,
+        cache_dir: str | Path | None,
+        force_download: bool,
+        local_files_only: bool,
+        token: str | bool | None,
+        token_source: TokenSource = "auto",
+        **kwargs: Any,
+    ) -> SpiderSelector:
+        folder, sha = hub.snapshot_selector(model_id, revision=revision, cache_dir=cache_dir,
+                                            force_download=force_download, local_files_only=local_files_only,
+                                            token=token)
+        config = SelectorConfig.from_dict(_read_json(folder / "config.json"))
+        zoo = hub.parse_zoo(_read_text(folder / "zoo.json"))
+        fitness = FitnessNetwork(config.fitness)
+        try:
+            state = st_load((folder / "model.safetensors").read_bytes())
+            fitness.load_state_dict(state)
+        except FileNotFoundError as err:
+            raise ArtifactError(f"{model_id} has no model.safetensors; it is not a complete selector.") from err
+        except Exception as err:  # malformed safetensors or tensors that do not fit config.json
+            raise ArtifactError(f"{model_id}/model.safetensors does not match config.json: {err}") from err
+        tokens = _load_tokens(zoo, folder, config, token_source=token_source, token=token)
+        return cls(config, fitness, zoo, tokens, revision=sha)
+
+    def __repr__(self) -> str:
+        return (f"SpiderSelector(name={self.config.name!r}, modality={self.config.modality!r}, "
+                f"zoo={len(self.zoo)} models, encoder={self.config.task_encoder!r})")
+
+
+def _load_tokens(
+    zoo: list[hub.ZooEntry], folder: Path, config: SelectorConfig, *, token_source: TokenSource,
+    token: str | bool | None,
+) -> torch.Tensor:
+    """Read every model token (model repo first, then the selector's mirror), each checked against zoo.json."""
+    if token_source not in ("auto", "model", "mirror"):
+        raise InvalidInputError(f"token_source must be 'auto', 'model' or 'mirror', got {token_source!r}.")
+    dim = config.fitness.token_dim
+    rows, reachable = [], token_source != "mirror"
+    for entry in zoo:  # I/O per model is unavoidable: each token lives in its own repo
+        data, source = None, f"{entry.model_id}/{TOKEN_FILENAME}"
+        if reachable:
+            try:
+                data = hub.fetch_model_token(entry.model_id, revision=entry.revision, token=token)
+            except hub.HubUnreachableError as err:
+                if token_source == "model":
+                    raise
+                logger.warning("Hub unreachable (%s); reading the remaining tokens from the selector's mirror.", err)
+                reachable = False
+        if data is not None:
+            try:
+                rows.append(parse_token(data, expected_sha256=entry.token_sha256, expected_dim=dim, source=source)[0])
+                continue
+            except TokenIntegrityError:
+                if token_source == "model":
+                    raise
+                logger.warning("Token in %s does not match zoo.json; using the selector's mirror copy.", entry.model_id)
+        elif token_source == "model":
+            raise ArtifactError(f"{entry.model_id} has no {TOKEN_FILENAME}; use token_source='auto' or 'mirror'.")
+        mirror = folder / entry.mirror
+        if not mirror.is_file():
+            raise ArtifactError(f"Token of {entry.model_id} is neither in its repo nor in the selector's {entry.mirror}.")
+        rows.append(parse_token(mirror.read_bytes(), expected_sha256=entry.token_sha256, expected_dim=dim,
+                                source=f"selector mirror {entry.mirror}")[0])
+    return torch.stack(rows)
+
+
+def _read_text(path: Path) -> str:
+    try:
+        return path.read_text(encoding="utf-8")
+    except FileNotFoundError as err:
+        raise ArtifactError(f"{path.name} is missing from {path.parent}; it is not a complete selector.") from err
+    except UnicodeDecodeError as err:
+        raise ArtifactError(f"{path} is not UTF-8 text.") from err
+
+
+def _read_json(path: Path) -> Any:
+    try:
+        return json.loads(_read_text(path))
+    except json.JSONDecodeError as err:
+        raise ArtifactError(f"{path.name} is not valid JSON ({err}).") from err
+
+
+def _describe(dataset: Any, split: str | None) -> str:
+    if isinstance(dataset, str):
+        name = dataset
+    else:
+        info = getattr(dataset, "info", None)
+        name = getattr(info, "dataset_name", None) or type(dataset).__name__
+    return f"{name}[{split}]" if split else name

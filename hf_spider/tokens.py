@@ -1,0 +1,185 @@
+"""Task tokens (class prototypes of a dataset) and model tokens (``spider/token.safetensors``).
+
+A model token file is plain safetensors: one tensor ``token`` of shape ``(d,)`` and string metadata
+(``selector``, ``selector_revision``, ``dim``, ``format_version``, ``model_id``). Its sha256 is recorded in the
+selector's ``zoo.json``, so a token is trusted only when its bytes match.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import struct
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from safetensors.torch import load as st_load
+from safetensors.torch import save as st_save
+
+from .data import Modality, TaskSample
+from .errors import InvalidInputError, TokenIntegrityError
+
+TOKEN_FORMAT_VERSION = 1
+TOKEN_FILENAME = "spider/token.safetensors"
+_MAX_TOKEN_BYTES = 1 << 22  # a token is a few KB; refuse to parse anything absurdly large
+
+
+@dataclass(frozen=True)
+class TaskToken:
+    """A dataset summarised as class prototypes.
+
+    Attributes:
+        prototypes: ``(C, d)`` float32, row ``k`` the mean encoder feature of class ``k``.
+        label_names: ``C`` class names.
+        encoder: Id of the encoder that produced the prototypes.
+    """
+
+    prototypes: torch.Tensor
+    label_names: list[str]
+    encoder: str
+
+    def __post_init__(self) -> None:
+        if self.prototypes.dim() != 2 or self.prototypes.shape[0] != len(self.label_names):
+            raise InvalidInputError(
+                f"prototypes must be (C, d) with C = {len(self.label_names)} label names, "
+                f"got shape {tuple(self.prototypes.shape)}."
+            )
+        if not torch.isfinite(self.prototypes).all():
+            raise InvalidInputError("Task prototypes contain NaN or inf: check the encoder's inputs and outputs.")
+
+
+def class_prototypes(features: torch.Tensor, labels: torch.Tensor | np.ndarray, num_classes: int) -> torch.Tensor:
+    """Mean feature of each class, in one scatter-add.
+
+    Shape:
+        features: (N, d); labels: (N,) ints in [0, C). Returns (C, d).
+    """
+    labels = torch.as_tensor(np.asarray(labels), dtype=torch.long)
+    if features.dim() != 2 or labels.shape != features.shape[:1]:
+        raise InvalidInputError(f"features (N, d) and labels (N,) expected, got {tuple(features.shape)} and "
+                                f"{tuple(labels.shape)}.")
+    sums = torch.zeros(num_classes, features.shape[1], dtype=features.dtype).index_add_(0, labels, features)
+    counts = torch.bincount(labels, minlength=num_classes).clamp_min(1).unsqueeze(1)  # (C, 1)
+    return sums / counts
+
+
+class TaskEncoder:
+    """The frozen generic encoder that turns a task sample into a [`TaskToken`].
+
+    Args:
+        model_id: Transformers model (Hub id or folder) used for every task of a selector.
+        modality: ``"image"`` or ``"text"``.
+        revision: Pinned revision of ``model_id``.
+        batch_size: Inputs per forward pass.
+    """
+
+    def __init__(self, model_id: str, *, modality: Modality, revision: str | None = None, batch_size: int = 32):
+        from .features import FeatureExtractor
+
+        self.model_id = model_id
+        self.extractor = FeatureExtractor(model_id, modality=modality, revision=revision, batch_size=batch_size)
+
+    def encode(self, sample: TaskSample, *, verbose: bool = True) -> TaskToken:
+        """Class prototypes of ``sample`` under this encoder."""
+        if sample.modality != self.extractor.modality:
+            raise InvalidInputError(
+                f"This selector's task encoder reads {self.extractor.modality} inputs, but the dataset's input "
+                f"column holds {sample.modality}s; use a selector trained for {sample.modality} tasks."
+            )
+        features = self.extractor(sample.inputs, verbose=verbose)  # (N, d)
+        return TaskToken(class_prototypes(features, sample.labels, sample.num_classes), sample.label_names,
+                         self.model_id)
+
+    def encode_texts(self, texts: list[str], *, verbose: bool = False) -> torch.Tensor:
+        """Encode free texts (e.g. label-name prompts) into ``(len(texts), d)`` features."""
+        return self.extractor(texts, verbose=verbose)
+
+
+# --- model token files --------------------------------------------------------------------------------------
+
+
+def token_bytes(
+    token: torch.Tensor, *, model_id: str, selector: str, selector_revision: str | None = None
+) -> bytes:
+    """Serialise one model token to safetensors bytes (its identity is ``token_sha256`` of the values)."""
+    token = token.detach().to(torch.float32).contiguous().cpu()
+    if token.dim() != 1:
+        raise InvalidInputError(f"A model token is a vector (d,), got shape {tuple(token.shape)}.")
+    metadata = {
+        "format_version": str(TOKEN_FORMAT_VERSION),
+        "dim": str(token.shape[0]),
+        "model_id": model_id,
+        "selector": selector,
+        "selector_revision": selector_revision or "",
+    }
+    return st_save({"token": token}, metadata=metadata)
+
+
+def token_sha256(token: torch.Tensor) -> str:
+    """sha256 of a token's float32 little-endian values: what ``zoo.json`` records and every reader checks.
+
+    The values, not the file, are hashed so that a token re-written with fresh metadata (e.g. the selector's
+    revision once it is pushed) keeps its identity, while any change to the vector itself is caught.
+    """
+    values = token.detach().to(torch.float32).contiguous().cpu().numpy().astype("<f4")
+    return hashlib.sha256(values.tobytes()).hexdigest()
+
+
+def parse_token(data: bytes, *, expected_sha256: str | None = None, expected_dim: int | None = None,
+                source: str = "token") -> tuple[torch.Tensor, dict[str, str]]:
+    """Check and parse model-token bytes; returns ``(token (d,), metadata)``.
+
+    Only safetensors is parsed (no pickle); the size is bounded before parsing.
+
+    Raises:
+        TokenIntegrityError: malformed or truncated file, wrong tensor name/shape/dtype, dimension or sha256.
+    """
+    if len(data) > _MAX_TOKEN_BYTES or len(data) < 8:
+        raise TokenIntegrityError(f"{source}: {len(data)} bytes is not a model token file.")
+    try:
+        (header_len,) = struct.unpack("<Q", data[:8])
+        header = json.loads(data[8 : 8 + header_len])
+        tensors = st_load(data)
+    except Exception as err:  # safetensors raises several types for malformed input
+        raise TokenIntegrityError(f"{source}: not a valid safetensors file ({err}); re-download it.") from err
+    metadata = header.get("__metadata__") or {} if isinstance(header, dict) else {}
+    token = tensors.get("token")
+    if set(tensors) != {"token"} or token is None or token.dim() != 1 or token.dtype != torch.float32:
+        raise TokenIntegrityError(f"{source}: expected one float32 vector named 'token', found {list(tensors)}.")
+    if expected_dim is not None and token.shape[0] != expected_dim:
+        raise TokenIntegrityError(
+            f"{source}: token has dim {token.shape[0]}, the selector expects {expected_dim}. It belongs to another "
+            "selector: use the selector named in its metadata, or re-tokenize the model."
+        )
+    if expected_sha256 is not None and token_sha256(token) != expected_sha256:
+        raise TokenIntegrityError(
+            f"{source}: token sha256 {token_sha256(token)[:12]}… does not match zoo.json ({expected_sha256[:12]}…). "
+            "The token was modified; re-download it (force_download=True) or re-run `hf-spider tokenize`."
+        )
+    if not torch.isfinite(token).all():
+        raise TokenIntegrityError(f"{source}: token contains NaN or inf.")
+    return token, {str(k): str(v) for k, v in metadata.items()}
+
+
+def atomic_write_bytes(path: str | Path, data: bytes) -> None:
+    """Write ``data`` to ``path`` via a temp file in the same folder and a rename: readers never see half a file."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def atomic_write_text(path: str | Path, text: str) -> None:
+    atomic_write_bytes(path, text.encode("utf-8"))

@@ -1,0 +1,228 @@
+"""Training tasks, the listwise (Plackett-Luce) ranking loss, and the trainer of model tokens + fitness network.
+
+A training task is a task token plus the zoo's known performance on it (measured fine-tuning accuracy, or an
+aggregate of cheap transferability estimators). Only the *order* of the performances matters to the loss.
+"""
+
+from __future__ import annotations
+
+import copy
+import logging
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+
+from .errors import InvalidInputError
+from .evaluation import weighted_tau
+from .fitness import FitnessConfig, FitnessNetwork, pad_prototypes
+
+logger = logging.getLogger(__name__)
+
+_NEG = -1e30  # a finite "minus infinity": exp() gives 0 and gradients stay finite
+
+
+def listmle_loss(scores: torch.Tensor, targets: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
+    """ListMLE: the negative Plackett-Luce log-likelihood of the true ranking, with ties.
+
+    For one list with scores ``s`` and targets ``y`` (higher = better) over the valid items ``V``:
+
+        L = 1/|V| * Σ_{i ∈ V} [ log Σ_{j ∈ V, y_j ≤ y_i} exp(s_j) − s_i ]
+
+    i.e. every item is "placed" against a softmax over the items not placed strictly before it. Tied items share
+    one denominator that contains all of them (Breslow's treatment of ties), so the loss does not depend on how
+    ties happen to be ordered; without ties it is exactly ListMLE (Xia et al., ICML 2008). Items whose target is
+    NaN or whose ``mask`` is False are left out; lists with fewer than two valid items do not contribute.
+
+    Shape:
+        scores, targets, mask: (B, M) or (M,). Returns a scalar: mean over contributing lists.
+    """
+    if scores.dim() == 1:
+        scores, targets = scores.unsqueeze(0), targets.unsqueeze(0)
+        mask = None if mask is None else mask.unsqueeze(0)
+    if scores.shape != targets.shape:
+        raise InvalidInputError(f"scores {tuple(scores.shape)} and targets {tuple(targets.shape)} differ in shape.")
+    valid = torch.isfinite(targets) if mask is None else (mask & torch.isfinite(targets))
+    B, M = scores.shape
+    y = targets.masked_fill(~valid, float("-inf"))
+    order = torch.argsort(y, dim=1, descending=True, stable=True)  # best first, invalid last
+    y_sorted = y.gather(1, order)
+    s_sorted = scores.gather(1, order).masked_fill(~valid.gather(1, order), _NEG)  # (B, M)
+    tail = torch.logcumsumexp(s_sorted.flip(1), dim=1).flip(1)  # tail[p] = log Σ_{q ≥ p} exp(s_q)
+    new_group = torch.ones_like(valid)
+    new_group[:, 1:] = y_sorted[:, 1:] != y_sorted[:, :-1]
+    positions = torch.arange(M, device=scores.device).expand(B, M)
+    group_start = torch.where(new_group, positions, torch.zeros_like(positions)).cummax(dim=1).values
+    terms = tail.gather(1, group_start) - s_sorted  # (B, M)
+    n_valid = valid.sum(1)
+    terms = terms.masked_fill(~valid.gather(1, order), 0.0)
+    per_list = terms.sum(1) / n_valid.clamp_min(1)
+    used = n_valid >= 2
+    if not used.any():
+        return scores.sum() * 0.0  # keeps the graph; nothing to learn from this batch
+    return per_list[used].mean()
+
+
+@dataclass
+class TrainingTask:
+    """One training task: a task token and the zoo's known performance on it.
+
+    Attributes:
+        name: Readable id of the task (e.g. ``"cifar100"`` or ``"fmnist-classes-0-3-7"``).
+        prototypes: ``(C, task_dim)`` class prototypes from the selector's task encoder.
+        performance: ``(M,)`` performance of each zoo model, in zoo order; NaN where unknown.
+    """
+
+    name: str
+    prototypes: torch.Tensor
+    performance: torch.Tensor
+
+    def __post_init__(self) -> None:
+        self.prototypes = torch.as_tensor(self.prototypes, dtype=torch.float32)
+        self.performance = torch.as_tensor(self.performance, dtype=torch.float32)
+        if self.prototypes.dim() != 2:
+            raise InvalidInputError(f"Task {self.name!r}: prototypes must be (C, d), got {tuple(self.prototypes.shape)}.")
+        if self.performance.dim() != 1:
+            raise InvalidInputError(f"Task {self.name!r}: performance must be (M,), got {tuple(self.performance.shape)}.")
+
+
+@dataclass
+class TrainingConfig:
+    """How the selector is trained."""
+
+    epochs: int = 300  # upper bound; early stopping usually ends sooner
+    batch_size: int = 16  # tasks per step
+    lr: float = 2e-3  # AdamW learning rate (network and model tokens)
+    weight_decay: float = 1e-4
+    val_fraction: float = 0.2  # share of tasks held out for early stopping when no val_tasks are given
+    patience: int = 30  # epochs without a better validation weighted tau before stopping
+    seed: int = 0
+
+
+@dataclass
+class TrainingResult:
+    """What the trainer learned, and how it got there."""
+
+    fitness: FitnessNetwork
+    model_tokens: torch.Tensor  # (M, token_dim)
+    best_epoch: int
+    best_val_tau: float
+    history: list[dict[str, float]] = field(default_factory=list)
+    train_tasks: list[str] = field(default_factory=list)
+    val_tasks: list[str] = field(default_factory=list)
+
+
+def evaluate(fitness: FitnessNetwork, model_tokens: torch.Tensor, tasks: list[TrainingTask]) -> float:
+    """Mean weighted Kendall tau of the network's scores against the tasks' known performance."""
+    if not tasks:
+        return float("nan")
+    scores = score_tasks(fitness, model_tokens, [t.prototypes for t in tasks])
+    taus = [weighted_tau(t.performance.numpy(), s) for t, s in zip(tasks, scores.numpy())]
+    return float(np.nanmean(taus))
+
+
+@torch.no_grad()
+def score_tasks(fitness: FitnessNetwork, model_tokens: torch.Tensor, prototypes: list[torch.Tensor]) -> torch.Tensor:
+    """Scores ``(T, M)`` of every model on every task, in eval mode, one batched call."""
+    was_training = fitness.training
+    fitness.eval()
+    batch, mask = pad_prototypes(prototypes)
+    scores = fitness(model_tokens, batch, mask)
+    fitness.train(was_training)
+    return scores
+
+
+def split_tasks(tasks: list[TrainingTask], val_fraction: float, seed: int) -> tuple[list, list]:
+    """Seeded split of tasks into (train, validation)."""
+    perm = np.random.default_rng(seed).permutation(len(tasks))
+    n_val = max(1, int(round(val_fraction * len(tasks)))) if len(tasks) > 1 else 0
+    return [tasks[i] for i in sorted(perm[n_val:])], [tasks[i] for i in sorted(perm[:n_val])]
+
+
+def train_spider(
+    tasks: list[TrainingTask],
+    *,
+    num_models: int,
+    fitness_config: FitnessConfig,
+    config: TrainingConfig | None = None,
+    val_tasks: list[TrainingTask] | None = None,
+    verbose: bool = True,
+) -> TrainingResult:
+    """Learn model tokens and the fitness network with ListMLE, early-stopped on validation weighted tau.
+
+    Deterministic on CPU for a given seed; the global torch RNG is left untouched.
+
+    Args:
+        tasks: Training tasks; each ``performance`` has ``num_models`` entries in zoo order.
+        num_models: Size of the zoo ``M``.
+        fitness_config: Sizes of the fitness network.
+        config: Optimisation settings (default [`TrainingConfig`]).
+        val_tasks: Validation tasks; default: a seeded ``config.val_fraction`` of ``tasks``.
+        verbose: Show a progress bar.
+
+    Returns:
+        A [`TrainingResult`] holding the best (by validation) network and tokens.
+    """
+    from tqdm.auto import tqdm
+
+    config = config or TrainingConfig()
+    _check_tasks(tasks + (val_tasks or []), num_models, fitness_config.task_dim)
+    if val_tasks is None:
+        tasks, val_tasks = split_tasks(tasks, config.val_fraction, config.seed)
+    if not tasks:
+        raise InvalidInputError("No training tasks left after the validation split; add tasks or lower val_fraction.")
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(config.seed)
+        fitness = FitnessNetwork(fitness_config)
+        tokens = torch.nn.Parameter(0.02 * torch.randn(num_models, fitness_config.token_dim))
+        opt = torch.optim.AdamW([*fitness.parameters(), tokens], lr=config.lr, weight_decay=config.weight_decay)
+        gen = torch.Generator().manual_seed(config.seed)
+        targets = torch.stack([t.performance for t in tasks])  # (T, M)
+        best = (-float("inf"), -1, None)
+        history: list[dict[str, float]] = []
+        bar = tqdm(range(config.epochs), desc="Training selector", disable=not verbose)
+        for epoch in bar:
+            fitness.train()
+            losses = []
+            for idx in torch.randperm(len(tasks), generator=gen).split(config.batch_size):
+                batch, mask = pad_prototypes([tasks[i].prototypes for i in idx])
+                loss = listmle_loss(fitness(tokens, batch, mask), targets[idx])
+                opt.zero_grad()
+                loss.backward()
+                opt.step()
+                losses.append(loss.item())
+            val_tau = evaluate(fitness, tokens.detach(), val_tasks) if val_tasks else -float(np.mean(losses))
+            history.append({"epoch": epoch, "loss": float(np.mean(losses)), "val_weighted_tau": val_tau})
+            bar.set_postfix(loss=f"{np.mean(losses):.3f}", val_tau=f"{val_tau:.3f}")
+            if val_tau > best[0]:
+                best = (val_tau, epoch, (copy.deepcopy(fitness.state_dict()), tokens.detach().clone()))
+            elif epoch - best[1] >= config.patience:
+                logger.info("Early stop at epoch %d (best %d, val tau %.4f)", epoch, best[1], best[0])
+                break
+    fitness.load_state_dict(best[2][0])
+    fitness.eval()
+    return TrainingResult(
+        fitness=fitness,
+        model_tokens=best[2][1],
+        best_epoch=best[1],
+        best_val_tau=best[0],
+        history=history,
+        train_tasks=[t.name for t in tasks],
+        val_tasks=[t.name for t in val_tasks],
+    )
+
+
+def _check_tasks(tasks: list[TrainingTask], num_models: int, task_dim: int) -> None:
+    if not tasks:
+        raise InvalidInputError("No training tasks given.")
+    for t in tasks:
+        if t.performance.shape[0] != num_models:
+            raise InvalidInputError(
+                f"Task {t.name!r} has performance for {t.performance.shape[0]} models; the zoo has {num_models}."
+            )
+        if t.prototypes.shape[1] != task_dim:
+            raise InvalidInputError(
+                f"Task {t.name!r} has prototypes of width {t.prototypes.shape[1]}; the task encoder gives {task_dim}."
+            )
+        if not torch.isfinite(t.prototypes).all():
+            raise InvalidInputError(f"Task {t.name!r} has NaN or inf prototypes.")
