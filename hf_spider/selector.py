@@ -22,18 +22,24 @@ from safetensors.torch import save as st_save
 
 from . import hub
 from .cards import selector_card, with_token_section
-from .data import DEFAULT_SHOTS_PER_CLASS, Modality, sample_task
-from .errors import ArtifactError, InvalidInputError, TokenIntegrityError, ZooError
+from .data import DEFAULT_SHOTS_PER_CLASS, Modality, dataset_label_names, sample_task
+from .errors import ArtifactError, InvalidInputError, ZooError
 from .fitness import FitnessConfig, FitnessNetwork
 from .ranking import RankedModel, Ranking
-from .tokens import TOKEN_FILENAME, TaskEncoder, TaskToken, atomic_write_bytes, atomic_write_text, parse_token
-from .tokens import token_bytes, token_sha256
+from .tokens import (
+    TOKEN_FILENAME,
+    TaskEncoder,
+    TaskToken,
+    atomic_write_bytes,
+    atomic_write_text,
+    token_bytes,
+    token_sha256,
+)
 from .training import TrainingConfig, TrainingTask, train_spider
 
 logger = logging.getLogger(__name__)
 
 CONFIG_FORMAT_VERSION = 1
-TokenSource = Literal["auto", "model", "mirror"]
 
 
 @dataclass
@@ -201,7 +207,14 @@ class SpiderSelector(
         revision: str | None = None,
         verbose: bool = True,
     ) -> TaskToken:
-        """Summarise a dataset as the task token this selector reads (class prototypes)."""
+        """Summarise a dataset as the task token this selector reads (class prototypes).
+
+        Selectors with ``task_token_kind="label_names"`` read only the class names (from the dataset's metadata when
+        it has a ``ClassLabel`` column), so a Hub dataset is ranked without downloading its data.
+        """
+        if self.config.task_token_kind == "label_names":
+            names = dataset_label_names(dataset, split=split, label_column=label_column, revision=revision)
+            return self.label_name_token(names)
         sample = sample_task(dataset, split=split, input_column=input_column, label_column=label_column,
                              shots_per_class=self.config.shots_per_class, seed=seed, revision=revision)
         if sample.modality != self.config.modality:
@@ -209,8 +222,6 @@ class SpiderSelector(
                 f"This selector ranks {self.config.modality} models, but the dataset's input column holds "
                 f"{sample.modality}s. Use a {sample.modality} selector, or pass the right `input_column=`."
             )
-        if self.config.task_token_kind == "label_names":
-            return self.label_name_token(sample.label_names)
         return self.task_encoder.encode(sample, verbose=verbose)
 
     def label_name_token(self, label_names: list[str]) -> TaskToken:
@@ -340,6 +351,33 @@ class SpiderSelector(
         atomic_write_text(save_directory / "README.md", str(card))
 
     @classmethod
+    def from_pretrained(cls, pretrained_model_name_or_path: str | Path, **kwargs: Any) -> SpiderSelector:
+        """Load a selector from a Hub repo id or a local folder (see ``ModelHubMixin.from_pretrained``).
+
+        Extra keyword argument: ``token_source`` — ``"auto"`` (default: each model's own repo first, then the
+        selector's mirror copy), ``"model"`` (model repos only) or ``"mirror"`` (the selector's copy only).
+
+        Raises:
+            ArtifactError: not a selector, or a malformed one. ZooError / TokenIntegrityError: a bad zoo index or
+            token. HubUnreachableError: offline with nothing cached.
+        """
+        from huggingface_hub.errors import HFValidationError, LocalEntryNotFoundError
+
+        ref = str(pretrained_model_name_or_path)
+        if not hub.is_local(ref) and (isinstance(pretrained_model_name_or_path, Path) or ref.startswith((".", "/"))
+                                      or ref.count("/") > 1):
+            raise ArtifactError(f"No selector folder at {ref!r}; pass an existing folder or a Hub id 'org/name'.")
+        try:
+            return super().from_pretrained(pretrained_model_name_or_path, **kwargs)
+        except HFValidationError as err:
+            raise ArtifactError(f"{ref!r} is neither a folder nor a valid Hub repo id: {err}") from err
+        except LocalEntryNotFoundError as err:
+            raise hub.HubUnreachableError(
+                f"Selector {ref!r} is not in the local cache and the Hub cannot be reached (offline mode or no "
+                "network). Connect once, or pass a local folder."
+            ) from err
+
+    @classmethod
     def _from_pretrained(
         cls,
         *,
@@ -349,7 +387,7 @@ class SpiderSelector(
         force_download: bool,
         local_files_only: bool,
         token: str | bool | None,
-        token_source: TokenSource = "auto",
+        token_source: hub.TokenSource = "auto",
         **kwargs: Any,
     ) -> SpiderSelector:
         folder, sha = hub.snapshot_selector(model_id, revision=revision, cache_dir=cache_dir,
@@ -365,49 +403,13 @@ class SpiderSelector(
             raise ArtifactError(f"{model_id} has no model.safetensors; it is not a complete selector.") from err
         except Exception as err:  # malformed safetensors or tensors that do not fit config.json
             raise ArtifactError(f"{model_id}/model.safetensors does not match config.json: {err}") from err
-        tokens = _load_tokens(zoo, folder, config, token_source=token_source, token=token)
+        tokens = hub.load_zoo_tokens(zoo, folder, dim=config.fitness.token_dim, token_source=token_source,
+                                     token=token)
         return cls(config, fitness, zoo, tokens, revision=sha)
 
     def __repr__(self) -> str:
         return (f"SpiderSelector(name={self.config.name!r}, modality={self.config.modality!r}, "
                 f"zoo={len(self.zoo)} models, encoder={self.config.task_encoder!r})")
-
-
-def _load_tokens(
-    zoo: list[hub.ZooEntry], folder: Path, config: SelectorConfig, *, token_source: TokenSource,
-    token: str | bool | None,
-) -> torch.Tensor:
-    """Read every model token (model repo first, then the selector's mirror), each checked against zoo.json."""
-    if token_source not in ("auto", "model", "mirror"):
-        raise InvalidInputError(f"token_source must be 'auto', 'model' or 'mirror', got {token_source!r}.")
-    dim = config.fitness.token_dim
-    rows, reachable = [], token_source != "mirror"
-    for entry in zoo:  # I/O per model is unavoidable: each token lives in its own repo
-        data, source = None, f"{entry.model_id}/{TOKEN_FILENAME}"
-        if reachable:
-            try:
-                data = hub.fetch_model_token(entry.model_id, revision=entry.revision, token=token)
-            except hub.HubUnreachableError as err:
-                if token_source == "model":
-                    raise
-                logger.warning("Hub unreachable (%s); reading the remaining tokens from the selector's mirror.", err)
-                reachable = False
-        if data is not None:
-            try:
-                rows.append(parse_token(data, expected_sha256=entry.token_sha256, expected_dim=dim, source=source)[0])
-                continue
-            except TokenIntegrityError:
-                if token_source == "model":
-                    raise
-                logger.warning("Token in %s does not match zoo.json; using the selector's mirror copy.", entry.model_id)
-        elif token_source == "model":
-            raise ArtifactError(f"{entry.model_id} has no {TOKEN_FILENAME}; use token_source='auto' or 'mirror'.")
-        mirror = folder / entry.mirror
-        if not mirror.is_file():
-            raise ArtifactError(f"Token of {entry.model_id} is neither in its repo nor in the selector's {entry.mirror}.")
-        rows.append(parse_token(mirror.read_bytes(), expected_sha256=entry.token_sha256, expected_dim=dim,
-                                source=f"selector mirror {entry.mirror}")[0])
-    return torch.stack(rows)
 
 
 def _read_text(path: Path) -> str:

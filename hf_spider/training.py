@@ -81,9 +81,13 @@ class TrainingTask:
         self.prototypes = torch.as_tensor(self.prototypes, dtype=torch.float32)
         self.performance = torch.as_tensor(self.performance, dtype=torch.float32)
         if self.prototypes.dim() != 2:
-            raise InvalidInputError(f"Task {self.name!r}: prototypes must be (C, d), got {tuple(self.prototypes.shape)}.")
+            raise InvalidInputError(
+                f"Task {self.name!r}: prototypes must be (C, d), got {tuple(self.prototypes.shape)}."
+            )
         if self.performance.dim() != 1:
-            raise InvalidInputError(f"Task {self.name!r}: performance must be (M,), got {tuple(self.performance.shape)}.")
+            raise InvalidInputError(
+                f"Task {self.name!r}: performance must be (M,), got {tuple(self.performance.shape)}."
+            )
 
 
 @dataclass

@@ -27,3 +27,25 @@ def bundled_selector(name: str) -> Path:
     if not (path / "zoo.json").is_file():
         raise InvalidInputError(f"No bundled selector named {name!r}; bundled: {list_bundled()}.")
     return path
+
+
+def _data_root() -> Path:
+    return _root() / "data"
+
+
+def list_bundled_datasets() -> list[str]:
+    """Names of the sample datasets shipped with the package (use them as ``bundled:<name>`` in the CLI)."""
+    return sorted(p.parent.name for p in _data_root().glob("*/dataset_info.json"))
+
+
+def bundled_dataset(name: str):
+    """A small sample dataset shipped with the package, as a ``datasets.Dataset`` (Arrow files, no network).
+
+    ``fashion-mnist``: 8 test images per class of Fashion-MNIST (Xiao et al., 2017; MIT licence).
+    """
+    import datasets
+
+    path = _data_root() / name
+    if not (path / "dataset_info.json").is_file():
+        raise InvalidInputError(f"No bundled dataset named {name!r}; bundled: {list_bundled_datasets()}.")
+    return datasets.load_from_disk(str(path))
