@@ -196,3 +196,53 @@ def test_rank_argument_errors(trained):
         trained.rank(text_dataset(), label_column="nope")
     with pytest.raises(ZooError, match="not in this selector's zoo"):
         trained.write_token("nobody/nothing")
+
+
+def test_push_to_hub_is_one_upload_of_the_saved_folder(trained, monkeypatch):
+    """push_to_hub goes through huggingface_hub's mixin: create_repo, then one upload_folder commit."""
+    from huggingface_hub import HfApi
+
+    calls = {}
+
+    def fake_create_repo(self, repo_id, **kwargs):
+        from huggingface_hub.hf_api import RepoUrl
+
+        calls["create_repo"] = repo_id
+        return RepoUrl(f"https://huggingface.co/{repo_id}")
+
+    def fake_upload_folder(self, *, repo_id, folder_path, **kwargs):
+        calls["upload"] = (repo_id, sorted(str(p.relative_to(folder_path)) for p in Path(folder_path).rglob("*")
+                                           if p.is_file()))
+        calls["config"] = json.loads((Path(folder_path) / "config.json").read_text())
+        return "https://huggingface.co/test-org/spider-text/commit/abc"
+
+    monkeypatch.setattr(HfApi, "create_repo", fake_create_repo)
+    monkeypatch.setattr(HfApi, "upload_folder", fake_upload_folder)
+    url = trained.push_to_hub("test-org/spider-text")
+    assert url.endswith("/commit/abc") and calls["create_repo"] == "test-org/spider-text"
+    repo_id, files = calls["upload"]
+    assert {"config.json", "model.safetensors", "zoo.json", "README.md"} <= set(files)
+    assert calls["config"]["name"] == "test-org/spider-text" and calls["config"]["fitness"]["token_dim"] == 16
+
+
+def test_write_token_to_hub_repo_opens_a_pull_request(trained, monkeypatch):
+    from huggingface_hub import HfApi
+    from huggingface_hub.hf_api import CommitInfo
+
+    from hf_spider import hub
+
+    seen = {}
+
+    def fake_create_commit(self, repo_id, operations, *, commit_message, create_pr=None, repo_type=None, **kw):
+        seen.update(repo_id=repo_id, files={op.path_in_repo: op.path_or_fileobj for op in operations},
+                    create_pr=create_pr, repo_type=repo_type)
+        return CommitInfo(commit_url=f"https://huggingface.co/{repo_id}/commit/1", commit_message=commit_message,
+                          commit_description="", oid="1" * 40, pr_url=f"https://huggingface.co/{repo_id}/discussions/7")
+
+    monkeypatch.setattr(HfApi, "create_commit", fake_create_commit)
+    monkeypatch.setattr(hub, "read_card_text", lambda repo, **kw: "---\nlicense: mit\n---\n# Someone's model\n")
+    url = trained.write_token(trained.model_ids[2], repo="someone/their-model", create_pr=True)
+    assert url.endswith("/discussions/7") and seen["create_pr"] is True and seen["repo_id"] == "someone/their-model"
+    assert set(seen["files"]) == {TOKEN_FILENAME, "README.md"}
+    card = seen["files"]["README.md"].decode()
+    assert "license: mit" in card and "# Someone's model" in card and card.count(TOKEN_START) == 1
