@@ -10,6 +10,7 @@ small attention fitness network trained to rank a zoo.
 """
 
 from .bundled import bundled_selector, list_bundled
+from .config import SelectorConfig
 from .data import TaskSample, sample_task
 from .errors import (
     ArtifactError,
@@ -21,7 +22,7 @@ from .errors import (
 )
 from .fitness import FitnessConfig, FitnessNetwork
 from .ranking import RankedModel, Ranking
-from .selector import SelectorConfig, SpiderSelector
+from .selector import SpiderSelector
 from .tokens import TaskEncoder, TaskToken
 from .training import TrainingConfig, TrainingTask, listmle_loss, train_spider
 

@@ -8,7 +8,7 @@ dimension, so there is no Python loop over models.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import torch
 from torch import nn
@@ -24,6 +24,7 @@ class FitnessConfig:
     num_layers: int = 2  # Transformer encoder layers
     ffn_mult: int = 2  # feed-forward width = ffn_mult * token_dim
     dropout: float = 0.1  # dropout inside the encoder layers (training only)
+    ptm_widths: list[int] = field(default_factory=list)  # feature widths of zoo models that can be re-ranked
 
     def __post_init__(self) -> None:
         if self.token_dim % self.num_heads:
@@ -55,6 +56,11 @@ class FitnessNetwork(nn.Module):
         )
         self.encoder = nn.TransformerEncoder(layer, config.num_layers, enable_nested_tensor=False)
         self.head = nn.Sequential(nn.LayerNorm(d), nn.Linear(d, 1))
+        # One projection per feature width: models of the same width share it, so a new model of a known
+        # width can be re-ranked without training anything.
+        self.ptm_proj = nn.ModuleDict(
+            {str(w): nn.Sequential(nn.LayerNorm(w), nn.Linear(w, d)) for w in sorted(set(config.ptm_widths))}
+        )
 
     def forward(
         self,
@@ -81,6 +87,54 @@ class FitnessNetwork(nn.Module):
         pad = ~torch.cat(keep, dim=2).reshape(B * M, -1)  # (B*M, L), True = ignore
         h = self.encoder(x, src_key_padding_mask=pad)  # (B*M, L, D)
         return self.head(h[:, 0]).reshape(B, M)  # score read at the model-token position
+
+
+    def ptm_tokens(
+        self, ptm: list[dict[int, torch.Tensor]], num_models: int, num_classes: int
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Project PTM-specific prototypes into extra tokens for the models that have them.
+
+        Args:
+            ptm: One dict per task: zoo index → ``(C_task, width)`` prototypes of the task's classes computed
+                from that model's own features (``C_task`` ≤ ``num_classes``, same class order as the task).
+            num_models: ``M``. num_classes: ``C`` of the padded task batch.
+
+        Returns:
+            ``extra (B, M, C, D)`` and ``extra_mask (B, M, C)`` for ``forward``.
+        """
+        B, D = len(ptm), self.config.token_dim
+        extra = torch.zeros(B, num_models, num_classes, D)
+        mask = torch.zeros(B, num_models, num_classes, dtype=torch.bool)
+        by_width: dict[int, list[tuple[int, int, torch.Tensor]]] = {}
+        for b, per_task in enumerate(ptm):
+            for m, protos in per_task.items():
+                by_width.setdefault(protos.shape[1], []).append((b, m, protos))
+        for width, items in by_width.items():  # one projection call per feature width
+            if str(width) not in self.ptm_proj:
+                raise ValueError(
+                    f"No projection for PTM features of width {width}; this selector was trained for widths "
+                    f"{sorted(int(w) for w in self.ptm_proj)}."
+                )
+            stacked, lengths = torch.cat([p for _, _, p in items]), [p.shape[0] for _, _, p in items]
+            projected = self.ptm_proj[str(width)](nn.functional.normalize(stacked, dim=-1))  # (ΣC, D)
+            for (b, m, _), chunk in zip(items, projected.split(lengths)):
+                extra[b, m, : chunk.shape[0]] = chunk
+                mask[b, m, : chunk.shape[0]] = True
+        return extra, mask
+
+
+def merge_rerank(base: torch.Tensor, reranked: torch.Tensor, top: torch.Tensor) -> torch.Tensor:
+    """Final ordering scores after re-ranking: the ``top`` models (re-scored) stay above all others.
+
+    The token-only stage picked ``top``; re-ranking may only reorder them, as in the paper's two-stage scheme.
+
+    Shape:
+        base, reranked: (M,) scores without / with PTM tokens; top: (k,) indices. Returns (M,).
+    """
+    out = base.clone()
+    lift = base.max() - reranked[top].min() + 1.0  # places every re-ranked model above every other one
+    out[top] = (reranked[top] + lift).to(out.dtype)
+    return out
 
 
 def pad_prototypes(prototypes: list[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:

@@ -10,9 +10,9 @@ from __future__ import annotations
 import json
 import logging
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import numpy as np
 import torch
@@ -22,9 +22,10 @@ from safetensors.torch import save as st_save
 
 from . import hub
 from .cards import selector_card, with_token_section
-from .data import DEFAULT_SHOTS_PER_CLASS, Modality, dataset_label_names, sample_task
+from .config import SelectorConfig
+from .data import Modality, TaskSample, dataset_label_names, sample_task
 from .errors import ArtifactError, InvalidInputError, ZooError
-from .fitness import FitnessConfig, FitnessNetwork
+from .fitness import FitnessNetwork, merge_rerank
 from .ranking import RankedModel, Ranking
 from .tokens import (
     TOKEN_FILENAME,
@@ -32,62 +33,13 @@ from .tokens import (
     TaskToken,
     atomic_write_bytes,
     atomic_write_text,
+    class_prototypes,
     token_bytes,
     token_sha256,
 )
 from .training import TrainingConfig, TrainingTask, train_spider
 
 logger = logging.getLogger(__name__)
-
-CONFIG_FORMAT_VERSION = 1
-
-
-@dataclass
-class SelectorConfig:
-    """Everything needed to rebuild a selector, saved as ``config.json``."""
-
-    name: str  # the repo id the selector lives at; model tokens record it as their owner
-    modality: Modality  # "image" or "text": what the task encoder reads
-    task_encoder: str  # Transformers model (Hub id or folder) that turns a dataset into prototypes
-    task_encoder_revision: str | None = None
-    task_token_kind: Literal["prototypes", "label_names"] = "prototypes"  # class means of data, or of label names
-    label_prompt: str = "{}"  # template for label names when task_token_kind == "label_names"
-    shots_per_class: int = DEFAULT_SHOTS_PER_CLASS  # rows per class the task encoder reads
-    fitness: FitnessConfig = field(default_factory=FitnessConfig)
-    training: dict[str, Any] = field(default_factory=dict)  # how it was trained (filled by `train`)
-    format_version: int = CONFIG_FORMAT_VERSION
-
-    def __post_init__(self) -> None:
-        if isinstance(self.fitness, dict):
-            self.fitness = FitnessConfig(**self.fitness)
-
-    @classmethod
-    def from_dict(cls, data: Any) -> SelectorConfig:
-        """Validate a ``config.json`` payload.
-
-        Raises:
-            ArtifactError: wrong format version, missing or unknown fields, wrong types.
-        """
-        if not isinstance(data, dict):
-            raise ArtifactError("config.json must hold a JSON object.")
-        if data.get("format_version") != CONFIG_FORMAT_VERSION:
-            raise ArtifactError(
-                f"config.json has format_version {data.get('format_version')!r}; this hf-spider reads version "
-                f"{CONFIG_FORMAT_VERSION}. Upgrade hf-spider or re-save the selector."
-            )
-        known = set(cls.__dataclass_fields__)
-        unknown = set(data) - known
-        if unknown:
-            raise ArtifactError(f"config.json has unknown fields {sorted(unknown)}; was it written by hf-spider?")
-        try:
-            config = cls(**data)
-        except TypeError as err:
-            raise ArtifactError(f"config.json is incomplete or has wrong fields: {err}") from err
-        if config.modality not in ("image", "text") or config.task_token_kind not in ("prototypes", "label_names"):
-            raise ArtifactError(f"config.json: unsupported modality/task_token_kind {config.modality!r}/"
-                                f"{config.task_token_kind!r}.")
-        return config
-
 
 class SpiderSelector(
     ModelHubMixin,
@@ -215,13 +167,8 @@ class SpiderSelector(
         if self.config.task_token_kind == "label_names":
             names = dataset_label_names(dataset, split=split, label_column=label_column, revision=revision)
             return self.label_name_token(names)
-        sample = sample_task(dataset, split=split, input_column=input_column, label_column=label_column,
-                             shots_per_class=self.config.shots_per_class, seed=seed, revision=revision)
-        if sample.modality != self.config.modality:
-            raise InvalidInputError(
-                f"This selector ranks {self.config.modality} models, but the dataset's input column holds "
-                f"{sample.modality}s. Use a {sample.modality} selector, or pass the right `input_column=`."
-            )
+        sample = self._sample(dataset, split=split, input_column=input_column, label_column=label_column, seed=seed,
+                              revision=revision)
         return self.task_encoder.encode(sample, verbose=verbose)
 
     def label_name_token(self, label_names: list[str]) -> TaskToken:
@@ -248,7 +195,7 @@ class SpiderSelector(
         input_column: str | None = None,
         label_column: str | None = None,
         top_k: int | None = None,
-        rerank: int = 0,
+        rerank: int | None = None,
         seed: int = 0,
         revision: str | None = None,
         verbose: bool = True,
@@ -261,7 +208,9 @@ class SpiderSelector(
             input_column: Image or text column (default: inferred).
             label_column: Class column (default: inferred).
             top_k: Keep only the best ``top_k`` models (default: all).
-            rerank: Re-rank the top ``rerank`` models with their own features (not available yet).
+            rerank: Re-rank the top ``rerank`` models with prototypes from their own features: ``rerank``
+                forward passes over the class-balanced sample (default: ``config.rerank_k``, chosen on
+                validation tasks; 0 = tokens only, no forward pass of any zoo model).
             seed: Seed of the class-balanced sample.
             revision: Dataset revision, for a Hub id.
             verbose: Show progress bars.
@@ -272,27 +221,71 @@ class SpiderSelector(
         Raises:
             InvalidInputError: unusable dataset or arguments (the message says how to fix it).
         """
-        if rerank:
-            raise NotImplementedError(
-                "Re-ranking with PTM-specific features is not implemented in this version; call rank(rerank=0)."
-            )
+        k = self.config.rerank_k if rerank is None else rerank
         if top_k is not None and top_k < 1:
             raise InvalidInputError(f"top_k must be ≥ 1 or None, got {top_k}.")
+        if k < 0:
+            raise InvalidInputError(f"rerank must be ≥ 0, got {k}.")
+        if k and not len(self.fitness.ptm_proj):
+            raise InvalidInputError(
+                "This selector was trained without the re-ranking stage (no PTM projections); call rank(rerank=0), "
+                "or train it with TrainingConfig(rerank_prob > 0) on tasks with ptm_prototypes."
+            )
         start = time.perf_counter()
-        task = self.task_token(dataset, split=split, input_column=input_column, label_column=label_column,
-                               seed=seed, revision=revision, verbose=verbose)
-        return self.rank_task(task, top_k=top_k, dataset_name=_describe(dataset, split), start=start)
+        name = _describe(dataset, split)
+        if not k:
+            task = self.task_token(dataset, split=split, input_column=input_column, label_column=label_column,
+                                   seed=seed, revision=revision, verbose=verbose)
+            return self.rank_task(task, top_k=top_k, dataset_name=name, start=start)
+        sample = self._sample(dataset, split=split, input_column=input_column, label_column=label_column, seed=seed,
+                              revision=revision)
+        if self.config.task_token_kind == "label_names":
+            task = self.label_name_token(sample.label_names)  # the sample's classes, to align with PTM prototypes
+        else:
+            task = self.task_encoder.encode(sample, verbose=verbose)
+        base = torch.as_tensor(self.score(task))
+        top = torch.argsort(base, descending=True)[: min(k, len(base))]
+        ptm = {int(i): self._ptm_prototypes(int(i), sample, verbose=verbose) for i in top}  # k forward passes
+        protos = task.prototypes.unsqueeze(0)  # (1, C, d)
+        with torch.no_grad():
+            extra, mask = self.fitness.ptm_tokens([ptm], len(self.zoo), protos.shape[1])
+            rescored = self.fitness(self.model_tokens, protos, None, extra, mask)[0]
+        final = merge_rerank(base, rescored, top).numpy().astype(np.float64)
+        return self._ranking(final, task, top_k=top_k, dataset_name=name, start=start,
+                             reranked={int(i) for i in top})
+
+    def _sample(self, dataset: Any, **kwargs: Any) -> TaskSample:
+        sample = sample_task(dataset, shots_per_class=self.config.shots_per_class, **kwargs)
+        if sample.modality != self.config.modality:
+            raise InvalidInputError(
+                f"This selector ranks {self.config.modality} models, but the dataset's input column holds "
+                f"{sample.modality}s. Use a {sample.modality} selector, or pass the right `input_column=`."
+            )
+        return sample
+
+    def _ptm_prototypes(self, index: int, sample: TaskSample, *, verbose: bool) -> torch.Tensor:
+        """Class prototypes of the task in zoo model ``index``'s own feature space. ``(C, width)``."""
+        from .features import FeatureExtractor
+
+        entry = self.zoo[index]
+        features = FeatureExtractor(entry.model_id, modality=sample.modality, revision=entry.revision)(
+            sample.inputs, verbose=verbose
+        )
+        return class_prototypes(features, sample.labels, sample.num_classes)
 
     def rank_task(
         self, task: TaskToken, *, top_k: int | None = None, dataset_name: str = "task", start: float | None = None
     ) -> Ranking:
-        """Rank the zoo for an already-computed task token."""
+        """Rank the zoo for an already-computed task token (token-only stage)."""
         start = time.perf_counter() if start is None else start
-        scores = self.score(task)
+        return self._ranking(self.score(task), task, top_k=top_k, dataset_name=dataset_name, start=start)
+
+    def _ranking(self, scores: np.ndarray, task: TaskToken, *, top_k: int | None, dataset_name: str, start: float,
+                 reranked: set[int] = frozenset()) -> Ranking:
         order = np.argsort(-scores, kind="stable")[: top_k or len(scores)]
         models = [
             RankedModel(rank=r + 1, model_id=self.zoo[i].model_id, revision=self.zoo[i].revision,
-                        score=float(scores[i]), task_type=self.zoo[i].task_type,
+                        score=float(scores[i]), task_type=self.zoo[i].task_type, reranked=int(i) in reranked,
                         label_names=tuple(task.label_names))
             for r, i in enumerate(order)
         ]

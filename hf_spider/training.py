@@ -15,7 +15,7 @@ import torch
 
 from .errors import InvalidInputError
 from .evaluation import weighted_tau
-from .fitness import FitnessConfig, FitnessNetwork, pad_prototypes
+from .fitness import FitnessConfig, FitnessNetwork, merge_rerank, pad_prototypes
 
 logger = logging.getLogger(__name__)
 
@@ -71,11 +71,14 @@ class TrainingTask:
         name: Readable id of the task (e.g. ``"cifar100"`` or ``"fmnist-classes-0-3-7"``).
         prototypes: ``(C, task_dim)`` class prototypes from the selector's task encoder.
         performance: ``(M,)`` performance of each zoo model, in zoo order; NaN where unknown.
+        ptm_prototypes: Optional, for training the re-ranking stage: zoo index → ``(C, width)`` class prototypes
+            of this task computed from that model's own features.
     """
 
     name: str
     prototypes: torch.Tensor
     performance: torch.Tensor
+    ptm_prototypes: dict[int, torch.Tensor] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self.prototypes = torch.as_tensor(self.prototypes, dtype=torch.float32)
@@ -101,6 +104,8 @@ class TrainingConfig:
     val_fraction: float = 0.2  # share of tasks held out for early stopping when no val_tasks are given
     patience: int = 30  # epochs without a better validation weighted tau before stopping
     seed: int = 0
+    rerank_prob: float = 0.0  # share of batches trained with PTM-specific tokens (needs tasks' ptm_prototypes)
+    rerank_max_k: int = 5  # a batch re-ranked with PTM tokens uses a random k in [1, rerank_max_k] per task
 
 
 @dataclass
@@ -116,18 +121,46 @@ class TrainingResult:
     val_tasks: list[str] = field(default_factory=list)
 
 
-def evaluate(fitness: FitnessNetwork, model_tokens: torch.Tensor, tasks: list[TrainingTask]) -> float:
-    """Mean weighted Kendall tau of the network's scores against the tasks' known performance."""
+def evaluate(
+    fitness: FitnessNetwork, model_tokens: torch.Tensor, tasks: list[TrainingTask], *, rerank_k: int = 0
+) -> float:
+    """Mean weighted Kendall tau of the network's scores against the tasks' known performance.
+
+    With ``rerank_k > 0`` the two-stage inference is evaluated: the top ``rerank_k`` models by token-only score
+    that have PTM prototypes are re-scored with them and stay on top (see [`merge_rerank`]).
+    """
     if not tasks:
         return float("nan")
     scores = score_tasks(fitness, model_tokens, [t.prototypes for t in tasks])
+    if rerank_k > 0:
+        scores = torch.stack([rerank_task(fitness, model_tokens, t, s, rerank_k)  # a loop over tasks, k ≪ M
+                              for t, s in zip(tasks, scores)])
     taus = [weighted_tau(t.performance.numpy(), s) for t, s in zip(tasks, scores.numpy())]
     return float(np.nanmean(taus))
 
 
 @torch.no_grad()
+def rerank_task(
+    fitness: FitnessNetwork, model_tokens: torch.Tensor, task: TrainingTask, base: torch.Tensor, k: int
+) -> torch.Tensor:
+    """Second stage for one task: re-score the top-``k`` models (that have PTM prototypes) and merge. ``(M,)``."""
+    order = torch.argsort(base, descending=True)
+    top = torch.tensor([int(m) for m in order if int(m) in task.ptm_prototypes][:k], dtype=torch.long)
+    if len(top) == 0:
+        return base
+    was_training = fitness.training
+    fitness.eval()
+    protos = task.prototypes.unsqueeze(0)
+    extra, mask = fitness.ptm_tokens([{int(m): task.ptm_prototypes[int(m)] for m in top}], len(base),
+                                     protos.shape[1])
+    rescored = fitness(model_tokens, protos, None, extra, mask)[0]
+    fitness.train(was_training)
+    return merge_rerank(base, rescored, top)
+
+
+@torch.no_grad()
 def score_tasks(fitness: FitnessNetwork, model_tokens: torch.Tensor, prototypes: list[torch.Tensor]) -> torch.Tensor:
-    """Scores ``(T, M)`` of every model on every task, in eval mode, one batched call."""
+    """Scores ``(T, M)`` of every model on every task, token-only, in eval mode, one batched call."""
     was_training = fitness.training
     fitness.eval()
     batch, mask = pad_prototypes(prototypes)
@@ -190,12 +223,18 @@ def train_spider(
             losses = []
             for idx in torch.randperm(len(tasks), generator=gen).split(config.batch_size):
                 batch, mask = pad_prototypes([tasks[i].prototypes for i in idx])
-                loss = listmle_loss(fitness(tokens, batch, mask), targets[idx])
+                extra = extra_mask = None
+                if config.rerank_prob > 0 and torch.rand(1, generator=gen).item() < config.rerank_prob:
+                    ptm = _sample_ptm([tasks[i] for i in idx], config.rerank_max_k, gen)
+                    extra, extra_mask = fitness.ptm_tokens(ptm, num_models, batch.shape[1])
+                loss = listmle_loss(fitness(tokens, batch, mask, extra, extra_mask), targets[idx])
                 opt.zero_grad()
                 loss.backward()
                 opt.step()
                 losses.append(loss.item())
-            val_tau = evaluate(fitness, tokens.detach(), val_tasks) if val_tasks else -float(np.mean(losses))
+            val_tau = _validation_score(fitness, tokens.detach(), val_tasks, config) if val_tasks else (
+                -float(np.mean(losses))
+            )
             history.append({"epoch": epoch, "loss": float(np.mean(losses)), "val_weighted_tau": val_tau})
             bar.set_postfix(loss=f"{np.mean(losses):.3f}", val_tau=f"{val_tau:.3f}")
             if val_tau > best[0]:
@@ -214,6 +253,25 @@ def train_spider(
         train_tasks=[t.name for t in tasks],
         val_tasks=[t.name for t in val_tasks],
     )
+
+
+def _sample_ptm(tasks: list[TrainingTask], max_k: int, gen: torch.Generator) -> list[dict[int, torch.Tensor]]:
+    """The paper's re-ranking curriculum: one random k per batch, then k random models with PTM prototypes."""
+    k = int(torch.randint(1, max_k + 1, (1,), generator=gen))
+    out = []
+    for task in tasks:
+        available = sorted(task.ptm_prototypes)
+        pick = torch.randperm(len(available), generator=gen)[:k].tolist()
+        out.append({available[i]: task.ptm_prototypes[available[i]] for i in pick})
+    return out
+
+
+def _validation_score(fitness, tokens, val_tasks, config: TrainingConfig) -> float:
+    """Token-only validation tau, averaged with the re-ranked one when the re-ranking stage is trained too."""
+    tau = evaluate(fitness, tokens, val_tasks)
+    if config.rerank_prob > 0:
+        tau = 0.5 * (tau + evaluate(fitness, tokens, val_tasks, rerank_k=config.rerank_max_k))
+    return tau
 
 
 def _check_tasks(tasks: list[TrainingTask], num_models: int, task_dim: int) -> None:

@@ -188,8 +188,10 @@ def test_zoo_json_path_escape_and_bad_config_are_refused(trained, tmp_path):
 
 
 def test_rank_argument_errors(trained):
-    with pytest.raises(NotImplementedError, match="rerank=0"):
+    with pytest.raises(InvalidInputError, match="without the re-ranking stage"):
         trained.rank(text_dataset(), rerank=2)
+    with pytest.raises(InvalidInputError, match="rerank must be"):
+        trained.rank(text_dataset(), rerank=-1)
     with pytest.raises(InvalidInputError, match="top_k"):
         trained.rank(text_dataset(), top_k=0)
     with pytest.raises(InvalidInputError, match="available columns"):
