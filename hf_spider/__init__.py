@@ -20,11 +20,14 @@ from .errors import (
     TokenIntegrityError,
     ZooError,
 )
+from .estimators import ESTIMATORS, aggregate_rankings, get_estimator
+from .features import Features, extract_features
 from .fitness import FitnessConfig, FitnessNetwork
 from .ranking import RankedModel, Ranking
+from .scoring import ScoreTable, approximate_performance, score_models
 from .selector import SpiderSelector
 from .tokens import TaskEncoder, TaskToken
-from .training import TrainingConfig, TrainingTask, listmle_loss, train_spider
+from .training import TrainingConfig, TrainingTask, fit_model_token, listmle_loss, train_spider
 
 __version__ = "0.1.0"
 
@@ -32,6 +35,9 @@ __all__ = [
     "SpiderSelector", "SelectorConfig", "Ranking", "RankedModel",
     "TaskEncoder", "TaskToken", "TaskSample", "sample_task",
     "FitnessConfig", "FitnessNetwork", "TrainingConfig", "TrainingTask", "listmle_loss", "train_spider",
+    "fit_model_token",
+    "extract_features", "Features", "ESTIMATORS", "get_estimator", "aggregate_rankings",
+    "score_models", "ScoreTable", "approximate_performance",
     "bundled_selector", "list_bundled",
     "HfSpiderError", "InvalidInputError", "TokenIntegrityError", "ZooError", "ArtifactError", "MissingDependencyError",
 ]

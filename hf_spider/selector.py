@@ -37,7 +37,7 @@ from .tokens import (
     token_bytes,
     token_sha256,
 )
-from .training import TrainingConfig, TrainingTask, train_spider
+from .training import TrainingConfig, TrainingTask, fit_model_token, train_spider
 
 logger = logging.getLogger(__name__)
 
@@ -264,14 +264,12 @@ class SpiderSelector(
         return sample
 
     def _ptm_prototypes(self, index: int, sample: TaskSample, *, verbose: bool) -> torch.Tensor:
-        """Class prototypes of the task in zoo model ``index``'s own feature space. ``(C, width)``."""
-        from .features import FeatureExtractor
+        """Class prototypes of the task in zoo model ``index``'s own feature space (cached). ``(C, w)``."""
+        from .features import extract_features
 
         entry = self.zoo[index]
-        features = FeatureExtractor(entry.model_id, modality=sample.modality, revision=entry.revision)(
-            sample.inputs, verbose=verbose
-        )
-        return class_prototypes(features, sample.labels, sample.num_classes)
+        features = extract_features(entry.model_id, sample, revision=entry.revision, verbose=verbose).features
+        return class_prototypes(torch.as_tensor(features), sample.labels, sample.num_classes)
 
     def rank_task(
         self, task: TaskToken, *, top_k: int | None = None, dataset_name: str = "task", start: float | None = None
@@ -317,6 +315,47 @@ class SpiderSelector(
         files = {TOKEN_FILENAME: self.token_file(model_id), "README.md": card.encode("utf-8")}
         return hub.write_repo_files(repo, files, create_pr=create_pr, token=token,
                                     commit_message=f"Add Model Spider token for {self.config.name}")
+
+    def add_model(
+        self,
+        model_id: str,
+        *,
+        probe_tasks: list[TrainingTask],
+        revision: str | None = None,
+        save_directory: str | Path | None = None,
+        steps: int = 300,
+        seed: int = 0,
+    ) -> hub.ZooEntry:
+        """Add a model to the zoo without retraining: learn its token with the fitness network frozen.
+
+        Args:
+            model_id: The new model (Hub id or folder).
+            probe_tasks: Tasks whose ``performance`` ranks the current zoo *and* the new model (``M + 1`` entries,
+                the new model last), e.g. measured accuracies or aggregated estimator scores.
+            revision: Commit sha of the new model, recorded in ``zoo.json``.
+            save_directory: A saved selector folder to update in place: the token is written first, then
+                ``zoo.json`` is replaced atomically, so the folder is valid at every instant.
+            steps: Optimisation steps (full batch over the probe tasks).
+            seed: Seed of the token's initialisation.
+
+        Returns:
+            The new [`ZooEntry`].
+        """
+        if model_id in self.model_ids:
+            raise ZooError(f"{model_id!r} is already in the zoo; nothing to add.")
+        token = fit_model_token(self.fitness, self.model_tokens, probe_tasks, steps=steps, seed=seed)
+        entry = hub.ZooEntry(model_id=model_id, revision=revision, task_type=f"{self.config.modality}-classification",
+                             token_sha256=token_sha256(token), mirror=hub.mirror_name(model_id))
+        if save_directory is not None:
+            folder = Path(save_directory)
+            if not (folder / "zoo.json").is_file():
+                raise ArtifactError(f"{folder} is not a saved selector (no zoo.json); call save_pretrained instead.")
+            atomic_write_bytes(folder / entry.mirror, token_bytes(token, model_id=model_id, selector=self.config.name,
+                                                                  selector_revision=self.revision))
+            atomic_write_text(folder / "zoo.json", hub.dump_zoo([*self.zoo, entry], selector=self.config.name))
+        self.zoo.append(entry)
+        self.model_tokens = torch.cat([self.model_tokens, token.unsqueeze(0)])
+        return entry
 
     def _index(self, model_id: str) -> int:
         try:

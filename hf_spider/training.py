@@ -22,7 +22,9 @@ logger = logging.getLogger(__name__)
 _NEG = -1e30  # a finite "minus infinity": exp() gives 0 and gradients stay finite
 
 
-def listmle_loss(scores: torch.Tensor, targets: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
+def listmle_loss(
+    scores: torch.Tensor, targets: torch.Tensor, mask: torch.Tensor | None = None, *, reduction: str = "mean"
+) -> torch.Tensor:
     """ListMLE: the negative Plackett-Luce log-likelihood of the true ranking, with ties.
 
     For one list with scores ``s`` and targets ``y`` (higher = better) over the valid items ``V``:
@@ -35,7 +37,8 @@ def listmle_loss(scores: torch.Tensor, targets: torch.Tensor, mask: torch.Tensor
     NaN or whose ``mask`` is False are left out; lists with fewer than two valid items do not contribute.
 
     Shape:
-        scores, targets, mask: (B, M) or (M,). Returns a scalar: mean over contributing lists.
+        scores, targets, mask: (B, M) or (M,). Returns a scalar: mean over contributing lists
+        (``reduction="none"``: the ``(B,)`` per-list losses, NaN for lists with fewer than two valid items).
     """
     if scores.dim() == 1:
         scores, targets = scores.unsqueeze(0), targets.unsqueeze(0)
@@ -58,6 +61,8 @@ def listmle_loss(scores: torch.Tensor, targets: torch.Tensor, mask: torch.Tensor
     terms = terms.masked_fill(~valid.gather(1, order), 0.0)
     per_list = terms.sum(1) / n_valid.clamp_min(1)
     used = n_valid >= 2
+    if reduction == "none":
+        return per_list.masked_fill(~used, float("nan"))
     if not used.any():
         return scores.sum() * 0.0  # keeps the graph; nothing to learn from this batch
     return per_list[used].mean()
@@ -272,6 +277,65 @@ def _validation_score(fitness, tokens, val_tasks, config: TrainingConfig) -> flo
     if config.rerank_prob > 0:
         tau = 0.5 * (tau + evaluate(fitness, tokens, val_tasks, rerank_k=config.rerank_max_k))
     return tau
+
+
+def fit_model_token(
+    fitness: FitnessNetwork,
+    model_tokens: torch.Tensor,
+    probe_tasks: list[TrainingTask],
+    *,
+    steps: int = 300,
+    lr: float = 0.05,
+    seed: int = 0,
+) -> torch.Tensor:
+    """Learn one new model's token with the fitness network and every other token frozen.
+
+    The probe tasks rank the zoo *plus* the new model (``performance`` has ``M + 1`` entries, the new model last),
+    e.g. from measured accuracies or aggregated transferability estimates; ListMLE over those lists places the
+    new token where its ranking behaviour fits. Nothing else changes, so existing rankings are untouched.
+
+    The problem is non-convex (the network was trained on M tokens only), so ``M + 1`` candidates start at every
+    zoo token and at their mean and are optimised together in one batch: a pair's score does not depend on the
+    other models, so the zoo's scores are computed once and each candidate is slotted into its own copy of the
+    lists. The candidate with the lowest final loss wins.
+
+    Shape:
+        model_tokens: (M, D). Returns (D,).
+    """
+    M, D = model_tokens.shape
+    _check_tasks(probe_tasks, M + 1, fitness.config.task_dim)
+    batch, mask = pad_prototypes([t.prototypes for t in probe_tasks])
+    targets = torch.stack([t.performance for t in probe_tasks])  # (T, M + 1)
+    frozen = model_tokens.detach()
+    was_training, grads = fitness.training, [p.requires_grad for p in fitness.parameters()]
+    fitness.eval().requires_grad_(False)
+    try:
+        zoo_scores = fitness(frozen, batch, mask)  # (T, M), constant
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed)
+            starts = torch.cat([frozen, frozen.mean(0, keepdim=True)])  # (K, D), K = M + 1
+            candidates = torch.nn.Parameter(starts + 0.02 * torch.randn_like(starts))
+            opt = torch.optim.Adam([candidates], lr=lr)
+            for step in range(steps + 1):  # full batch: probe sets are small
+                losses = _candidate_losses(fitness(candidates, batch, mask), zoo_scores, targets)  # (K,)
+                if step == steps:
+                    break
+                opt.zero_grad()
+                losses.sum().backward()
+                opt.step()
+    finally:
+        for p, g in zip(fitness.parameters(), grads):
+            p.requires_grad_(g)
+        fitness.train(was_training)
+    return candidates[losses.argmin()].detach().clone()
+
+
+def _candidate_losses(cand_scores: torch.Tensor, zoo_scores: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    """ListMLE of each candidate slotted in as model ``M``. ``(T, K), (T, M), (T, M + 1) -> (K,)``."""
+    T, K = cand_scores.shape
+    lists = torch.cat([zoo_scores.unsqueeze(0).expand(K, T, -1), cand_scores.T.unsqueeze(-1)], dim=2)  # (K, T, M+1)
+    flat = listmle_loss(lists.reshape(K * T, -1), targets.repeat(K, 1), reduction="none")  # (K*T,)
+    return flat.reshape(K, T).nanmean(1)
 
 
 def _check_tasks(tasks: list[TrainingTask], num_models: int, task_dim: int) -> None:

@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import os
 import sys
+import tempfile
 from pathlib import Path
 
 import pytest
 
 os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
+# The feature cache of a test run lives in a temporary folder, never in the user's HF cache.
+os.environ.setdefault("HF_SPIDER_FEATURES_CACHE", tempfile.mkdtemp(prefix="hf-spider-features-"))
 sys.path.insert(0, str(Path(__file__).parent))  # the shared `synthetic` helpers
 
 MINILM = "sentence-transformers/all-MiniLM-L6-v2"
