@@ -316,6 +316,31 @@ class SpiderSelector(
         return hub.write_repo_files(repo, files, create_pr=create_pr, token=token,
                                     commit_message=f"Add Model Spider token for {self.config.name}")
 
+    def probe_tasks(
+        self,
+        model_id: str,
+        datasets: list[Any],
+        *,
+        estimators: tuple[str, ...] = ("logme", "nleep", "hscore"),
+        revision: str | None = None,
+        verbose: bool = True,
+    ) -> list[TrainingTask]:
+        """Probe tasks for [`add_model`]: each dataset's task token and the aggregated estimator ranking of the zoo
+        plus ``model_id`` (last). Costs one forward pass of every zoo model per dataset, cached on disk.
+        """
+        from .scoring import approximate_performance
+
+        tasks = []
+        revisions = {e.model_id: e.revision for e in self.zoo} | {model_id: revision}
+        for i, dataset in enumerate(datasets):  # a handful of probe datasets
+            sample = self._sample(dataset)
+            token = (self.label_name_token(sample.label_names) if self.config.task_token_kind == "label_names"
+                     else self.task_encoder.encode(sample, verbose=verbose))
+            perf = approximate_performance([*self.model_ids, model_id], sample, estimators=estimators,
+                                           revision=revisions, verbose=verbose)
+            tasks.append(TrainingTask(f"probe-{i}", token.prototypes, torch.as_tensor(perf)))
+        return tasks
+
     def add_model(
         self,
         model_id: str,
@@ -331,7 +356,7 @@ class SpiderSelector(
         Args:
             model_id: The new model (Hub id or folder).
             probe_tasks: Tasks whose ``performance`` ranks the current zoo *and* the new model (``M + 1`` entries,
-                the new model last), e.g. measured accuracies or aggregated estimator scores.
+                the new model last): measured accuracies, or aggregated estimator scores from [`probe_tasks`].
             revision: Commit sha of the new model, recorded in ``zoo.json``.
             save_directory: A saved selector folder to update in place: the token is written first, then
                 ``zoo.json`` is replaced atomically, so the folder is valid at every instant.

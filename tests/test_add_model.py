@@ -55,3 +55,22 @@ def test_add_model_places_the_new_model_correctly(seven_model_selector, tmp_path
     assert torch.equal(loaded.model_tokens, selector.model_tokens)
     with pytest.raises(ZooError, match="already in the zoo"):
         selector.add_model("org/m7", probe_tasks=planted_tasks(2, seed=3))
+
+
+def test_probe_tasks_from_datasets_then_add_model(text_zoo):
+    """The end-to-end path: estimator-ranked probe tasks (forward passes of zoo + new model), then add_model."""
+    from conftest import MINILM, text_dataset
+
+    zoo = [str(p) for p in text_zoo[:3]]
+    config = SelectorConfig(name="t/probe", modality="text", task_encoder=MINILM, shots_per_class=6,
+                            fitness=FitnessConfig(task_dim=384, token_dim=8, num_heads=2, num_layers=1))
+    selector = SpiderSelector.train(planted_tasks(12, num_models=3, task_dim=384), config=config, zoo=zoo,
+                                    training=TrainingConfig(epochs=2), verbose=False)
+    new = str(text_zoo[3])
+    probes = selector.probe_tasks(new, [text_dataset(6), text_dataset(4)], estimators=("logme", "hscore"),
+                                  verbose=False)
+    assert len(probes) == 2 and all(p.performance.shape == (4,) for p in probes)
+    assert all(torch.isfinite(p.performance).all() for p in probes)
+    selector.add_model(new, probe_tasks=probes, steps=20)
+    ranking = selector.rank(text_dataset(), verbose=False)
+    assert new in [m.model_id for m in ranking] and len(ranking) == 4
