@@ -12,6 +12,8 @@ from typing import Any
 
 from huggingface_hub import ModelCard, ModelCardData
 
+from .errors import ArtifactError, InvalidInputError
+
 TOKEN_START, TOKEN_END = "<!-- hf-spider-token:start -->", "<!-- hf-spider-token:end -->"
 
 
@@ -31,11 +33,11 @@ def upsert_block(text: str, block: str, *, start: str, end: str) -> str:
     """Replace the block between ``start`` and ``end`` markers in ``text``, or append it; nothing else changes.
 
     Raises:
-        ValueError: the markers are unbalanced (a start without an end, or more than one block).
+        InvalidInputError: the markers are unbalanced (a start without an end, or more than one block).
     """
     n_start, n_end = text.count(start), text.count(end)
     if n_start != n_end or n_start > 1:
-        raise ValueError(
+        raise InvalidInputError(
             f"The card has {n_start} {start!r} and {n_end} {end!r} markers; expected one pair or none. Fix the card "
             "by hand (remove the stray markers) and re-run."
         )
@@ -49,10 +51,21 @@ def upsert_block(text: str, block: str, *, start: str, end: str) -> str:
 def with_token_section(
     card_text: str, *, selector: str, selector_revision: str | None, dim: int, sha256: str
 ) -> str:
-    """Return ``card_text`` with ``spider`` YAML metadata and the "Model Spider token" section set (idempotent)."""
+    """Return ``card_text`` with ``spider`` YAML metadata and the "Model Spider token" section set (idempotent).
+
+    Line endings are normalised to ``\n``. The YAML header is re-written by huggingface_hub's card API.
+
+    Raises:
+        ArtifactError: the card's YAML header is malformed, or holds hf-spider's markers.
+    """
+    import yaml
     from jinja2 import Template
 
-    card = ModelCard(card_text, ignore_metadata_errors=True) if card_text.strip() else ModelCard("")
+    card_text = card_text.replace("\r\n", "\n")
+    try:
+        card = ModelCard(card_text, ignore_metadata_errors=True) if card_text.strip() else ModelCard("")
+    except (yaml.YAMLError, ValueError) as err:
+        raise ArtifactError(f"The model card's YAML header is malformed ({err}); fix or remove it, re-run.") from err
     card.data.spider = {
         "selector": selector,
         "selector_revision": selector_revision,
@@ -65,7 +78,11 @@ def with_token_section(
         sha256=sha256,
     )
     card.text = upsert_block(card.text, body, start=TOKEN_START, end=TOKEN_END)
-    return str(card)
+    out = str(card)
+    if out.count(TOKEN_START) != 1 or out.count(TOKEN_END) != 1:
+        raise ArtifactError("The card holds hf-spider's section markers outside its body (in the YAML header?); "
+                            "remove them and re-run.")
+    return out
 
 
 def selector_card(

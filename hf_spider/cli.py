@@ -1,20 +1,34 @@
 """The ``hf-spider`` command: parse, call the library, format. No logic lives here.
 
-Exit codes: 0 success, 1 unexpected failure, 2 a user mistake (bad argument, dataset or artifact; the message
-says how to fix it), 3 the Hub could not be reached.
+Exit codes: 0 success, 1 unexpected failure (a bug: please report it), 2 a user mistake (bad argument, dataset or
+artifact; the message says how to fix it), 3 the Hub could not be reached, 130 interrupted (Ctrl-C).
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
+import importlib.util
 import json
 import logging
 import sys
+from pathlib import Path
 from typing import Any
 
 from .errors import HfSpiderError
 
-EXIT_USER_ERROR, EXIT_UNREACHABLE = 2, 3
+EXIT_OK, EXIT_FAILURE, EXIT_USER_ERROR, EXIT_UNREACHABLE, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
+
+EXIT_CODES = """\
+exit codes:
+  0    success
+  1    unexpected failure (a bug: please report it with the command line)
+  2    user mistake: bad argument, dataset, selector or card (the one-line message says how to fix it)
+  3    the Hub could not be reached and nothing usable was cached (retry, or pass a local folder)
+  130  interrupted (Ctrl-C)"""
+
+# The Space ships in the repository, not in the wheel: `hf-spider demo` runs it from a checkout / editable install.
+SPACE_LOGIC = Path(__file__).resolve().parents[1] / "examples" / "space" / "logic.py"
 
 
 def _selector(name_or_path: str | None, *, modality: str | None, revision: str | None, token_source: str):
@@ -49,21 +63,28 @@ def _modality(dataset: Any) -> str | None:
     return "image" if any(isinstance(f, datasets.Image) for f in features.values()) else "text"
 
 
+def _print_json(payload: Any) -> None:
+    print(json.dumps(payload, indent=2, default=str))
+
+
+# --- commands ------------------------------------------------------------------------------------------------
+
+
 def cmd_rank(args: argparse.Namespace) -> int:
     dataset = _dataset(args.dataset)
     selector = _selector(args.selector, modality=_modality(dataset) if args.selector is None else None,
                          revision=args.revision, token_source=args.token_source)
     ranking = selector.rank(dataset, split=args.split, input_column=args.input_column,
-                            label_column=args.label_column, top_k=args.top_k, verbose=not args.json)
+                            label_column=args.label_column, top_k=args.top_k, verbose=not (args.json or args.quiet))
     if args.json:
-        print(json.dumps(ranking.to_dict(), indent=2))
+        _print_json(ranking.to_dict())
     elif args.markdown:
         print(ranking.to_markdown())
     else:
         print(ranking)
         print(f"\nLoad the best one:  AutoModel.from_pretrained({ranking[0].model_id!r}) "
               f"or  ranking[0].load()  in Python.")
-    return 0
+    return EXIT_OK
 
 
 def cmd_tokenize(args: argparse.Namespace) -> int:
@@ -72,15 +93,15 @@ def cmd_tokenize(args: argparse.Namespace) -> int:
     if not targets:
         raise HfSpiderError("Name the models to tokenize (MODEL ...) or pass --all.")
     results = {}
-    for model_id in targets:  # one commit / PR per model repo
-        repo = args.repo if args.repo and len(targets) == 1 else None
+    for model_id in _progress(targets, enabled=len(targets) > 1 and not args.json, desc="tokens"):
+        repo = args.repo if args.repo and len(targets) == 1 else None  # one commit / PR per model repo
         results[model_id] = selector.write_token(model_id, repo=repo, create_pr=args.create_pr)
     if args.json:
-        print(json.dumps(results, indent=2))
+        _print_json(results)
     else:
         for model_id, where in results.items():
             print(f"{model_id}: token written -> {where}")
-    return 0
+    return EXIT_OK
 
 
 def cmd_info(args: argparse.Namespace) -> int:
@@ -93,38 +114,122 @@ def cmd_info(args: argparse.Namespace) -> int:
         info = {"name": sel.config.name, "revision": sel.revision, "modality": sel.config.modality,
                 "task_encoder": sel.config.task_encoder, "task_token_kind": sel.config.task_token_kind,
                 "zoo_size": len(sel.zoo), "training": sel.config.training}
-    print(json.dumps(info, indent=2, default=str))
-    return 0
+    _print_json(info)
+    return EXIT_OK
+
+
+def cmd_card_dataset(args: argparse.Namespace) -> int:
+    from .widget import check_dataset_ref, write_dataset_widget
+
+    if args.dataset.startswith("bundled:"):
+        raise HfSpiderError("A bundled sample has no card to write into; pass a dataset folder or a Hub dataset id.")
+    check_dataset_ref(args.dataset)  # before loading the selector: a typo fails at once
+    selector = _selector(args.selector, modality=_modality(args.dataset) if args.selector is None else None,
+                         revision=args.revision, token_source=args.token_source)
+    result = write_dataset_widget(
+        args.dataset, selector=selector, repo_id=args.repo_id, space=None if args.no_badge else args.space,
+        top_k=args.top_k, split=args.split, input_column=args.input_column, label_column=args.label_column,
+        create_pr=False if args.commit else None, dry_run=args.dry_run, verbose=not (args.json or args.quiet),
+    )
+    if args.json:
+        _print_json({**result.to_dict(), **({"card": result.card} if args.dry_run else {})})
+    elif args.dry_run:
+        print(result.card, end="")
+    elif not result.changed:
+        print(f"{args.dataset}: the card already holds this recommendation; nothing written.")
+    else:
+        print(f"{args.dataset}: recommendation of {len(result.ranking)} models written -> {result.target}")
+    return EXIT_OK
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from .errors import require
+
+    require("gradio", "space")
+    path = Path(args.app) if args.app else SPACE_LOGIC
+    if not path.is_file():
+        raise HfSpiderError(f"The Space app is not at {path}: it ships in the repository (examples/space/), not in "
+                            "the wheel. Run from a checkout (`pip install -e .`) or pass --app PATH/TO/logic.py.")
+    spec = importlib.util.spec_from_file_location("hf_spider_space_logic", path)
+    module = importlib.util.module_from_spec(spec)
+    sys.path.insert(0, str(path.parent))
+    spec.loader.exec_module(module)
+    selectors = {k: v for k, v in (("image", args.image_selector), ("text", args.text_selector)) if v}
+    demo = module.build_app(selectors={**module.default_selectors(), **selectors})
+    print(f"hf-spider demo on http://{args.host}:{args.port}/  (Ctrl-C to stop)", file=sys.stderr)
+    demo.launch(server_name=args.host, server_port=args.port, share=args.share)
+    return EXIT_OK
+
+
+def _progress(items: list[Any], *, enabled: bool, desc: str):
+    if not enabled:
+        return items
+    from tqdm.auto import tqdm
+
+    return tqdm(items, desc=desc, unit="model")
+
+
+# --- the parser ----------------------------------------------------------------------------------------------
+
+
+def _sub(sub, name: str, *, help: str, description: str, examples: str) -> argparse.ArgumentParser:
+    epilog = f"examples:\n{examples}\n\n{EXIT_CODES}"
+    return sub.add_parser(name, help=help, description=description, epilog=epilog,
+                          formatter_class=argparse.RawDescriptionHelpFormatter)
+
+
+def _output_flags(parser: argparse.ArgumentParser, *, markdown: bool = False) -> None:
+    fmt = parser.add_mutually_exclusive_group()
+    fmt.add_argument("--json", action="store_true", help="machine-readable output on stdout (no progress bars)")
+    if markdown:
+        fmt.add_argument("--markdown", action="store_true", help="a Markdown table")
+    parser.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
+
+
+def _dataset_flags(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--selector", help="bundled selector name, Hub id or folder (default: bundled "
+                                           "hubzoo-<modality>, after the dataset's image/text column)")
+    parser.add_argument("--revision", help="selector revision (branch, tag or commit)")
+    parser.add_argument("--split", help="dataset split (default: train)")
+    parser.add_argument("--input-column", help="image or text column (default: inferred)")
+    parser.add_argument("--label-column", help="class column (default: inferred)")
+    parser.add_argument("--token-source", choices=["auto", "model", "mirror"], default="auto",
+                        help="read model tokens from model repos first (auto), only (model), or the selector (mirror)")
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="hf-spider",
-        description="Which pre-trained model on the Hugging Face Hub should I fine-tune for my dataset?",
+        prog="hf-spider", formatter_class=argparse.RawDescriptionHelpFormatter,
+        description="Which pre-trained model on the Hugging Face Hub should I fine-tune for my dataset?\n"
+                    "Model Spider ranks a zoo of Hub models for a labelled dataset in seconds, without running them.",
+        epilog="examples:\n"
+               "  hf-spider info                                  # what is bundled\n"
+               "  hf-spider rank bundled:fashion-mnist --top-k 5  # rank the bundled image zoo\n"
+               "  hf-spider card dataset ./my-dataset             # write the recommendation into its README\n"
+               "  hf-spider demo                                  # the Space, locally\n"
+               "Run `hf-spider COMMAND --help` for each command.\n\n" + EXIT_CODES,
     )
     parser.add_argument("-v", "--verbose", action="store_true", help="log what the library does")
-    sub = parser.add_subparsers(dest="command", required=True)
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    rank = sub.add_parser("rank", help="rank a selector's zoo for a dataset",
-                          description="Rank every model of a selector's zoo for a labelled dataset, best first.")
+    rank = _sub(sub, "rank", help="rank a selector's zoo for a dataset",
+                description="Rank every model of a selector's zoo for a labelled dataset, best first, and print the "
+                            "line of Python that loads the winner.",
+                examples="  hf-spider rank bundled:fashion-mnist\n"
+                         "  hf-spider rank uoft-cs/cifar10 --split test --top-k 5 --json | jq '.models[0]'\n"
+                         "  hf-spider rank ./my-images --selector org/spider-vision --markdown")
     rank.add_argument("dataset", help="Hub dataset id, local folder, or bundled:<name> (see `hf-spider info`)")
-    rank.add_argument("--selector",
-                      help="bundled selector name, Hub id or folder (default: bundled hubzoo-<modality>)")
-    rank.add_argument("--revision", help="selector revision (branch, tag or commit)")
-    rank.add_argument("--split", help="dataset split (default: train)")
-    rank.add_argument("--input-column", help="image or text column (default: inferred)")
-    rank.add_argument("--label-column", help="class column (default: inferred)")
+    _dataset_flags(rank)
     rank.add_argument("--top-k", type=int, default=10, help="models to show (default: 10)")
-    rank.add_argument("--token-source", choices=["auto", "model", "mirror"], default="auto",
-                      help="read model tokens from model repos first (auto), only (model), or the selector (mirror)")
-    fmt = rank.add_mutually_exclusive_group()
-    fmt.add_argument("--json", action="store_true", help="machine-readable output")
-    fmt.add_argument("--markdown", action="store_true", help="a Markdown table")
+    _output_flags(rank, markdown=True)
     rank.set_defaults(func=cmd_rank)
 
-    tok = sub.add_parser("tokenize", help="write Model Spider tokens into model repos",
-                         description="Write spider/token.safetensors and a card section into zoo models' repos: "
-                                     "directly for a folder or a repo you own, as a pull request with --create-pr.")
+    tok = _sub(sub, "tokenize", help="write Model Spider tokens into model repos",
+               description="Write spider/token.safetensors and a card section into zoo models' repos: directly for "
+                           "a folder or a repo you own, as a pull request with --create-pr.",
+               examples="  hf-spider tokenize microsoft/resnet-50 --selector hubzoo-image --create-pr\n"
+                        "  hf-spider tokenize --all --selector org/spider-vision --create-pr --json\n"
+                        "  hf-spider tokenize microsoft/resnet-50 --selector hubzoo-image --repo ./resnet-copy")
     tok.add_argument("models", nargs="*", help="zoo model ids")
     tok.add_argument("--selector", required=True, help="selector (bundled name, Hub id or folder)")
     tok.add_argument("--revision", help="selector revision")
@@ -134,10 +239,57 @@ def build_parser() -> argparse.ArgumentParser:
     tok.add_argument("--json", action="store_true", help="machine-readable output")
     tok.set_defaults(func=cmd_tokenize)
 
-    info = sub.add_parser("info", help="describe a selector, or list what is bundled")
+    info = _sub(sub, "info", help="describe a selector, or list what is bundled",
+                description="Without an argument: the bundled selectors and sample datasets. With a selector: its "
+                            "name, revision, modality, task encoder and zoo size (always JSON).",
+                examples="  hf-spider info\n  hf-spider info hubzoo-image\n  hf-spider info org/spider-vision "
+                         "--revision v1")
     info.add_argument("selector", nargs="?", help="selector (bundled name, Hub id or folder)")
     info.add_argument("--revision", help="selector revision")
     info.set_defaults(func=cmd_info)
+
+    card = _sub(sub, "card", help="write hf-spider recommendations into a card",
+                description="Rank a dataset and write the recommended models into its card, between "
+                            "<!-- hf-spider:start --> and <!-- hf-spider:end -->. Re-running replaces that block and "
+                            "changes nothing else.",
+                examples="  hf-spider card dataset ./my-dataset\n  hf-spider card dataset org/my-dataset")
+    card_sub = card.add_subparsers(dest="target", required=True, metavar="TARGET")
+    cds = _sub(card_sub, "dataset", help="the dataset card's recommendation widget",
+               description="Rank the dataset, then write a Markdown block into its README.md: the top models with "
+                           "their scores and the line that loads each, the selector id and revision, the date, and a "
+                           "badge that opens the hf-spider Space with the dataset preselected. A folder's README is "
+                           "edited in place; a Hub dataset gets a pull request (--commit to commit to a repo you "
+                           "own). Only the block changes: the YAML header and the rest of the card stay byte for "
+                           "byte.",
+               examples="  hf-spider card dataset ./my-dataset --repo-id me/my-dataset\n"
+                        "  hf-spider card dataset org/my-dataset --top-k 3          # opens a pull request\n"
+                        "  hf-spider card dataset ./my-dataset --dry-run            # print the new README")
+    cds.add_argument("dataset", help="local dataset folder or Hub dataset id")
+    _dataset_flags(cds)
+    cds.add_argument("--top-k", type=int, default=5, help="models listed in the card (default: 5)")
+    cds.add_argument("--repo-id", help="Hub id the badge links to (default: the dataset id; none for a folder)")
+    cds.add_argument("--space", default="hf-spider/model-spider",
+                     help="Hub id of the Space the badge opens (default: %(default)s)")
+    cds.add_argument("--no-badge", action="store_true", help="leave the Space badge out")
+    cds.add_argument("--commit", action="store_true", help="commit to the Hub dataset instead of opening a PR")
+    cds.add_argument("--dry-run", action="store_true", help="print the new README instead of writing it")
+    _output_flags(cds)
+    cds.set_defaults(func=cmd_card_dataset)
+
+    demo = _sub(sub, "demo", help="run the hf-spider Space locally (Gradio)",
+                description="Start the Gradio app of examples/space on this machine: pick a bundled sample, upload "
+                            "images or a text CSV, or type a Hub dataset id, and see the ranked models. Needs gradio "
+                            "(pip install 'gradio>=6,<7') and a checkout of the repository.",
+                examples="  hf-spider demo\n  hf-spider demo --port 8080 --image-selector ./my-selector")
+    demo.add_argument("--host", default="127.0.0.1",
+                      help="interface to listen on (default: %(default)s; 0.0.0.0: every interface)")
+    demo.add_argument("--port", type=int, default=7860, help="port to listen on (default: %(default)s)")
+    demo.add_argument("--share", action="store_true", default=False,
+                      help="also open a public gradio.live link (off by default)")
+    demo.add_argument("--image-selector", help="selector for image datasets (default: bundled hubzoo-image)")
+    demo.add_argument("--text-selector", help="selector for text datasets (default: bundled hubzoo-text)")
+    demo.add_argument("--app", help="path of the Space's logic.py (default: examples/space/logic.py)")
+    demo.set_defaults(func=cmd_demo)
 
     try:  # the estimator baselines are optional in a minimal install
         from .scoring import add_score_command
@@ -148,19 +300,56 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+@contextlib.contextmanager
+def _progress_bars(enabled: bool):
+    """``--json`` / ``--quiet``: no progress bars from datasets, transformers or huggingface_hub either (restored
+    afterwards), so stdout and stderr stay clean for scripts."""
+    if enabled:
+        yield
+        return
+    import datasets
+    from huggingface_hub import utils as hf_utils
+    from transformers.utils import logging as tf_logging
+
+    was = (datasets.is_progress_bar_enabled(), not hf_utils.are_progress_bars_disabled(),
+           tf_logging.is_progress_bar_enabled())
+    datasets.disable_progress_bars()
+    hf_utils.disable_progress_bars()
+    tf_logging.disable_progress_bar()
+    try:
+        yield
+    finally:
+        for enabled_before, enable in zip(was, (datasets.enable_progress_bars, hf_utils.enable_progress_bars,
+                                                tf_logging.enable_progress_bar)):
+            if enabled_before:
+                enable()
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(levelname)s %(message)s")
+    from huggingface_hub.errors import HfHubHTTPError
+
     from .hub import HubUnreachableError
 
+    quiet = getattr(args, "json", False) or getattr(args, "quiet", False)
     try:
-        return args.func(args)
+        with _progress_bars(not quiet):
+            return args.func(args)
     except HubUnreachableError as err:
         print(f"hf-spider: {err}", file=sys.stderr)
         return EXIT_UNREACHABLE
     except (HfSpiderError, FileNotFoundError) as err:
         print(f"hf-spider: error: {err}", file=sys.stderr)
         return EXIT_USER_ERROR
+    except HfHubHTTPError as err:  # 401/403/404 from the Hub: not logged in, no access, no such repo
+        first = str(err).splitlines()[0] if str(err) else type(err).__name__
+        print(f"hf-spider: error: the Hub refused the request: {first} (log in with `hf auth login`, check the id "
+              "and your access)", file=sys.stderr)
+        return EXIT_USER_ERROR
+    except KeyboardInterrupt:
+        print("hf-spider: interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
 
 
 if __name__ == "__main__":

@@ -149,6 +149,11 @@ def read_labels(dataset, label_column: str) -> tuple[np.ndarray, list[str]]:
                 f"Label column {label_column!r} has {(ids < 0).sum()} unlabelled rows (-1); filter them out first."
             )
         return ids, list(feature.names)
+    if raw.dtype.kind == "f" and np.isnan(raw).any():  # an int column with nulls reads as float with NaN
+        raise InvalidInputError(
+            f"Label column {label_column!r} has {int(np.isnan(raw).sum())} missing values; filter them out first "
+            f"(e.g. `dataset.filter(lambda row: row[{label_column!r}] is not None)`)."
+        )
     if raw.dtype.kind in "iu":
         values, ids = np.unique(raw, return_inverse=True)
         return ids.astype(np.int64), [str(v) for v in values]

@@ -35,6 +35,15 @@ class HubUnreachableError(HfSpiderError):
     """The Hub (or ``HF_ENDPOINT``) could not be reached and nothing usable was cached."""
 
 
+def _transport_error() -> type[Exception]:
+    """The HTTP client's base class of failed connections (refused, reset, timed out), which is not an OSError."""
+    try:
+        import httpx2 as httpx  # huggingface_hub >= 2
+    except ImportError:
+        import httpx
+    return httpx.TransportError
+
+
 def is_local(repo: str | Path) -> bool:
     return os.path.isdir(repo)
 
@@ -62,21 +71,47 @@ def snapshot_selector(
     """Fetch a selector repo's files (JSON, safetensors, card only) and return ``(folder, commit sha or None)``."""
     if is_local(repo):
         return Path(repo), None
+    from huggingface_hub import errors as hf_errors
     from huggingface_hub import snapshot_download
-    from huggingface_hub.errors import HfHubHTTPError, LocalEntryNotFoundError
+    from huggingface_hub.errors import (
+        HfHubHTTPError,
+        LocalEntryNotFoundError,
+        RepositoryNotFoundError,
+        RevisionNotFoundError,
+    )
 
+    where = f"Selector {repo!r} (revision {revision or 'main'})"
     try:
         folder = snapshot_download(
             repo, revision=revision, cache_dir=cache_dir, force_download=force_download,
             local_files_only=local_files_only, token=token, allow_patterns=SELECTOR_FILES,
         )
     except LocalEntryNotFoundError as err:
+        if isinstance(err, getattr(hf_errors, "IncompleteSnapshotError", ())):  # huggingface_hub >= 2
+            raise HubUnreachableError(
+                f"{where}: the cached copy is incomplete and the Hub cannot be reached to complete it. Reconnect "
+                "and load it again (the cache completes itself), or pass a local folder."
+            ) from err
         raise HubUnreachableError(
-            f"Selector {repo!r} (revision {revision or 'main'}) is not in the local cache and the Hub cannot be "
-            "reached (offline mode or no network). Connect once, or pass a local folder."
+            f"{where} is not in the local cache and the Hub cannot be reached (offline mode or no "
+            "network). Connect once, or pass a local folder."
+        ) from err
+    except RevisionNotFoundError as err:
+        raise ArtifactError(
+            f"{where} does not exist: the branch or tag was deleted or the history rewritten. Pass an existing "
+            f"branch, tag or commit sha (`HfApi().list_repo_refs({repo!r})` lists them)."
+        ) from err
+    except RepositoryNotFoundError as err:
+        raise ArtifactError(
+            f"{where}: no such repo, or it is private or gated. Check the id, or log in (`hf auth login`)."
         ) from err
     except HfHubHTTPError as err:
         raise ArtifactError(f"Could not download selector {repo!r} at revision {revision or 'main'}: {err}") from err
+    except _transport_error() as err:  # connection refused or dropped mid-download: nothing complete was kept
+        raise HubUnreachableError(
+            f"{where}: the connection to the Hub failed during the download ({type(err).__name__}: {err}). "
+            "Retry; files already downloaded are reused."
+        ) from err
     return Path(folder), Path(folder).name  # snapshot folders are named by commit sha
 
 
@@ -89,7 +124,7 @@ def model_revision(model_id: str, *, revision: str | None = None, token: str | b
 
     try:
         return HfApi(token=token).model_info(model_id, revision=revision or "main").sha
-    except (HfHubHTTPError, OSError) as err:
+    except (HfHubHTTPError, OSError, _transport_error()) as err:
         logger.warning("Could not resolve the revision of %s: %s", model_id, err)
         return None
 
@@ -116,15 +151,18 @@ def fetch_model_token(
 
     try:
         path = hf_hub_download(model_id, TOKEN_FILENAME, revision=revision, token=token)
-    except (EntryNotFoundError, RepositoryNotFoundError, RevisionNotFoundError):
-        return None
-    except LocalEntryNotFoundError as err:
+    except LocalEntryNotFoundError as err:  # before EntryNotFoundError, its parent: offline and not cached
         raise HubUnreachableError(str(err)) from err
+    except (RevisionNotFoundError, RepositoryNotFoundError) as err:
+        logger.warning("No token for %s at revision %s: %s", model_id, revision or "main", type(err).__name__)
+        return None
+    except EntryNotFoundError:
+        return None
     except HfHubHTTPError as err:
         logger.warning("Could not fetch the token of %s: %s", model_id, err)
         return None
-    except OSError as err:  # connection refused, DNS failure, timeouts
-        raise HubUnreachableError(str(err)) from err
+    except (OSError, _transport_error()) as err:  # connection refused or reset, DNS failure, timeouts
+        raise HubUnreachableError(f"{type(err).__name__}: {err}") from err
     return Path(path).read_bytes()
 
 
@@ -243,9 +281,9 @@ def parse_zoo(text: str) -> list[ZooEntry]:
             raise ZooError(f"zoo.json models[{i}]: revision must be a string or null.")
         if entry.task_type not in TASK_TYPES:
             raise ZooError(f"zoo.json models[{i}]: task_type {entry.task_type!r} is not one of {TASK_TYPES}.")
-        if not isinstance(entry.token_sha256, str) or not _SHA_RE.match(entry.token_sha256):
+        if not isinstance(entry.token_sha256, str) or not _SHA_RE.fullmatch(entry.token_sha256):
             raise ZooError(f"zoo.json models[{i}]: token_sha256 must be 64 lowercase hex digits.")
-        if not isinstance(entry.mirror, str) or not _MIRROR_RE.match(entry.mirror):
+        if not isinstance(entry.mirror, str) or not _MIRROR_RE.fullmatch(entry.mirror):
             raise ZooError(
                 f"zoo.json models[{i}]: mirror {entry.mirror!r} must be a file directly under tokens/ "
                 "(no '..', no absolute path); the zoo index may be tampered with."
@@ -260,6 +298,15 @@ def dump_zoo(entries: list[ZooEntry], *, selector: str) -> str:
         {"format_version": ZOO_FORMAT_VERSION, "selector": selector, "models": [asdict(e) for e in entries]},
         indent=2,
     ) + "\n"
+
+
+def _is_inside(path: Path, folder: Path) -> bool:
+    """Whether ``path`` resolves (links followed) inside ``folder``, or inside the HF cache repo folder that holds
+    ``folder`` when it is a cache snapshot (whose files link to ``../../blobs``)."""
+    root = folder.resolve()
+    if folder.parent.name == "snapshots":
+        root = folder.parent.parent.resolve()
+    return path.resolve().is_relative_to(root)
 
 
 def load_zoo_tokens(
@@ -293,10 +340,15 @@ def load_zoo_tokens(
                     raise
                 logger.warning("Token in %s does not match zoo.json; using the selector's mirror.", entry.model_id)
         elif token_source == "model":
-            raise ArtifactError(f"{entry.model_id} has no {TOKEN_FILENAME}; use token_source='auto' or 'mirror'.")
+            raise ArtifactError(f"{entry.model_id} has no {TOKEN_FILENAME} at revision {entry.revision or 'main'} "
+                                "(or that revision no longer exists); use token_source='auto' or 'mirror'.")
         mirror = folder / entry.mirror
+        if not _is_inside(mirror, folder):
+            raise ZooError(f"{entry.mirror} of {entry.model_id} links outside the selector folder; the selector may "
+                           "be tampered with. Re-download it (force_download=True) or re-save it.")
         if not mirror.is_file():
-            raise ArtifactError(f"Token of {entry.model_id} is neither in its repo nor in the selector ({entry.mirror}).")
+            raise ArtifactError(f"Token of {entry.model_id} is neither in its repo nor in the selector "
+                                f"({entry.mirror}); re-save the selector with save_pretrained().")
         rows.append(parse_token(mirror.read_bytes(), expected_sha256=entry.token_sha256, expected_dim=dim,
                                 source=f"selector mirror {entry.mirror}")[0])
     return torch.stack(rows)

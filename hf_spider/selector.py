@@ -21,14 +21,13 @@ from safetensors.torch import load as st_load
 from safetensors.torch import save as st_save
 
 from . import hub
-from .cards import selector_card, with_token_section
+from .cards import selector_card
 from .config import SelectorConfig
 from .data import Modality, TaskSample, dataset_label_names, sample_task
-from .errors import ArtifactError, InvalidInputError, ZooError
+from .errors import ArtifactError, InvalidInputError
 from .fitness import FitnessNetwork, merge_rerank
 from .ranking import RankedModel, Ranking
 from .tokens import (
-    TOKEN_FILENAME,
     TaskEncoder,
     TaskToken,
     atomic_write_bytes,
@@ -37,11 +36,13 @@ from .tokens import (
     token_bytes,
     token_sha256,
 )
-from .training import TrainingConfig, TrainingTask, fit_model_token, train_spider
+from .training import TrainingConfig, TrainingTask, train_spider
+from .zoo import ZooMixin
 
 logger = logging.getLogger(__name__)
 
 class SpiderSelector(
+    ZooMixin,
     ModelHubMixin,
     library_name="hf-spider",
     tags=["hf-spider", "model-selection", "model-spider"],
@@ -132,10 +133,6 @@ class SpiderSelector(
         return cls(config, result.fitness, entries, result.model_tokens)
 
     # --- ranking -------------------------------------------------------------------------------------------
-
-    @property
-    def model_ids(self) -> list[str]:
-        return [e.model_id for e in self.zoo]
 
     @property
     def task_encoder(self) -> TaskEncoder:
@@ -290,104 +287,6 @@ class SpiderSelector(
         return Ranking(models, selector=self.config.name, selector_revision=self.revision, dataset=dataset_name,
                        seconds=time.perf_counter() - start)
 
-    # --- tokens in model repos -----------------------------------------------------------------------------
-
-    def token_file(self, model_id: str) -> bytes:
-        """The ``spider/token.safetensors`` bytes of one zoo model."""
-        i = self._index(model_id)
-        return token_bytes(self.model_tokens[i], model_id=model_id, selector=self.config.name,
-                           selector_revision=self.revision)
-
-    def write_token(
-        self, model_id: str, *, repo: str | None = None, create_pr: bool = False, token: str | bool | None = None
-    ) -> str:
-        """Write a model's token and its card section into its repo (a local folder, or a Hub repo via a commit or
-        a pull request with ``create_pr=True``). Re-writing replaces the card section, never duplicates it.
-
-        Returns:
-            The folder path, commit URL or pull-request URL.
-        """
-        i = self._index(model_id)
-        repo = repo or model_id
-        card = with_token_section(hub.read_card_text(repo, token=token), selector=self.config.name,
-                                  selector_revision=self.revision, dim=self.config.fitness.token_dim,
-                                  sha256=self.zoo[i].token_sha256)
-        files = {TOKEN_FILENAME: self.token_file(model_id), "README.md": card.encode("utf-8")}
-        return hub.write_repo_files(repo, files, create_pr=create_pr, token=token,
-                                    commit_message=f"Add Model Spider token for {self.config.name}")
-
-    def probe_tasks(
-        self,
-        model_id: str,
-        datasets: list[Any],
-        *,
-        estimators: tuple[str, ...] = ("logme", "nleep", "hscore"),
-        revision: str | None = None,
-        verbose: bool = True,
-    ) -> list[TrainingTask]:
-        """Probe tasks for [`add_model`]: each dataset's task token and the aggregated estimator ranking of the zoo
-        plus ``model_id`` (last). Costs one forward pass of every zoo model per dataset, cached on disk.
-        """
-        from .scoring import approximate_performance
-
-        tasks = []
-        revisions = {e.model_id: e.revision for e in self.zoo} | {model_id: revision}
-        for i, dataset in enumerate(datasets):  # a handful of probe datasets
-            sample = self._sample(dataset)
-            token = (self.label_name_token(sample.label_names) if self.config.task_token_kind == "label_names"
-                     else self.task_encoder.encode(sample, verbose=verbose))
-            perf = approximate_performance([*self.model_ids, model_id], sample, estimators=estimators,
-                                           revision=revisions, verbose=verbose)
-            tasks.append(TrainingTask(f"probe-{i}", token.prototypes, torch.as_tensor(perf)))
-        return tasks
-
-    def add_model(
-        self,
-        model_id: str,
-        *,
-        probe_tasks: list[TrainingTask],
-        revision: str | None = None,
-        save_directory: str | Path | None = None,
-        steps: int = 300,
-        seed: int = 0,
-    ) -> hub.ZooEntry:
-        """Add a model to the zoo without retraining: learn its token with the fitness network frozen.
-
-        Args:
-            model_id: The new model (Hub id or folder).
-            probe_tasks: Tasks whose ``performance`` ranks the current zoo *and* the new model (``M + 1`` entries,
-                the new model last): measured accuracies, or aggregated estimator scores from [`probe_tasks`].
-            revision: Commit sha of the new model, recorded in ``zoo.json``.
-            save_directory: A saved selector folder to update in place: the token is written first, then
-                ``zoo.json`` is replaced atomically, so the folder is valid at every instant.
-            steps: Optimisation steps (full batch over the probe tasks).
-            seed: Seed of the token's initialisation.
-
-        Returns:
-            The new [`ZooEntry`].
-        """
-        if model_id in self.model_ids:
-            raise ZooError(f"{model_id!r} is already in the zoo; nothing to add.")
-        token = fit_model_token(self.fitness, self.model_tokens, probe_tasks, steps=steps, seed=seed)
-        entry = hub.ZooEntry(model_id=model_id, revision=revision, task_type=f"{self.config.modality}-classification",
-                             token_sha256=token_sha256(token), mirror=hub.mirror_name(model_id))
-        if save_directory is not None:
-            folder = Path(save_directory)
-            if not (folder / "zoo.json").is_file():
-                raise ArtifactError(f"{folder} is not a saved selector (no zoo.json); call save_pretrained instead.")
-            atomic_write_bytes(folder / entry.mirror, token_bytes(token, model_id=model_id, selector=self.config.name,
-                                                                  selector_revision=self.revision))
-            atomic_write_text(folder / "zoo.json", hub.dump_zoo([*self.zoo, entry], selector=self.config.name))
-        self.zoo.append(entry)
-        self.model_tokens = torch.cat([self.model_tokens, token.unsqueeze(0)])
-        return entry
-
-    def _index(self, model_id: str) -> int:
-        try:
-            return self.model_ids.index(model_id)
-        except ValueError:
-            raise ZooError(f"{model_id!r} is not in this selector's zoo ({len(self.zoo)} models).") from None
-
     # --- serialisation (huggingface_hub ModelHubMixin) -----------------------------------------------------
 
     def _save_pretrained(self, save_directory: Path) -> None:
@@ -426,6 +325,9 @@ class SpiderSelector(
             raise ArtifactError(f"No selector folder at {ref!r}; pass an existing folder or a Hub id 'org/name'.")
         try:
             return super().from_pretrained(pretrained_model_name_or_path, **kwargs)
+        except (json.JSONDecodeError, UnicodeDecodeError, AttributeError, TypeError) as err:
+            # The mixin json-loads and decodes config.json before our own validation sees it.
+            raise ArtifactError(f"config.json of {ref!r} is not a valid selector config ({err}).") from err
         except HFValidationError as err:
             raise ArtifactError(f"{ref!r} is neither a folder nor a valid Hub repo id: {err}") from err
         except LocalEntryNotFoundError as err:

@@ -62,8 +62,17 @@ def class_prototypes(features: torch.Tensor, labels: torch.Tensor | np.ndarray, 
     if features.dim() != 2 or labels.shape != features.shape[:1]:
         raise InvalidInputError(f"features (N, d) and labels (N,) expected, got {tuple(features.shape)} and "
                                 f"{tuple(labels.shape)}.")
+    if len(labels) and (int(labels.min()) < 0 or int(labels.max()) >= num_classes):
+        raise InvalidInputError(f"labels must be class ids in [0, {num_classes}), got values in "
+                                f"[{int(labels.min())}, {int(labels.max())}]; remap them with np.unique.")
+    counts = torch.bincount(labels, minlength=num_classes).unsqueeze(1)  # (C, 1)
+    if (counts == 0).any():
+        empty = torch.nonzero(counts[:, 0] == 0).flatten().tolist()
+        raise InvalidInputError(
+            f"Class id(s) {empty[:10]} have no samples, so they have no prototype. Drop those classes (remap the "
+            "labels to the classes present) or sample more rows per class."
+        )
     sums = torch.zeros(num_classes, features.shape[1], dtype=features.dtype).index_add_(0, labels, features)
-    counts = torch.bincount(labels, minlength=num_classes).clamp_min(1).unsqueeze(1)  # (C, 1)
     return sums / counts
 
 

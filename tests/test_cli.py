@@ -61,3 +61,69 @@ def test_tokenize_into_folder(label_selector, tmp_path, capsys):
     assert json.loads(capsys.readouterr().out) == {ZOO[1]: str(repo)}
     assert (repo / "spider" / "token.safetensors").is_file()
     assert "Model Spider token" in (repo / "README.md").read_text()
+
+
+# --- help, exit codes, card and demo --------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("command", [[], ["rank"], ["tokenize"], ["info"], ["card"], ["card", "dataset"], ["demo"]])
+def test_help_explains_with_examples_and_exit_codes(command, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main([*command, "--help"])
+    out = capsys.readouterr().out
+    assert exit_info.value.code == 0
+    assert "examples:" in out and "hf-spider " in out.split("examples:")[1]
+    assert "exit codes:" in out and "2    user mistake" in out and "3    the Hub could not be reached" in out
+
+
+def test_bad_arguments_exit_2(capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main(["rank"])  # missing DATASET
+    assert exit_info.value.code == 2 and "the following arguments are required" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        main(["card", "model", "x"])  # only `dataset` cards exist
+    assert "invalid choice" in capsys.readouterr().err
+
+
+def test_rank_json_has_no_progress_noise(label_selector, capsys):
+    assert main(["rank", "bundled:fashion-mnist", "--selector", str(label_selector), "--json",
+                 "--token-source", "mirror"]) == 0
+    captured = capsys.readouterr()
+    json.loads(captured.out)  # stdout is pure JSON
+    assert "it/s" not in captured.err and "examples/s" not in captured.err
+    import datasets
+
+    assert datasets.is_progress_bar_enabled()  # restored after the command
+
+
+def test_card_dataset_json_dry_run(label_selector, tmp_path, capsys):
+    from PIL import Image
+
+    root = tmp_path / "ds"
+    for k, label in enumerate(["cat", "dog"]):
+        (root / label).mkdir(parents=True)
+        for i in range(2):
+            Image.new("RGB", (8, 8), (100 * k, i, 0)).save(root / label / f"{i}.png")
+    (root / "README.md").write_text("---\nlicense: mit\n---\n# ds\n")
+    assert main(["card", "dataset", str(root), "--selector", str(label_selector), "--token-source", "mirror",
+                 "--json", "--dry-run", "--top-k", "2"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["target"] is None and out["changed"] and len(out["ranking"]["models"]) == 2
+    assert out["card"].startswith("---\nlicense: mit\n---\n# ds\n") and "<!-- hf-spider:start -->" in out["card"]
+    assert (root / "README.md").read_text() == "---\nlicense: mit\n---\n# ds\n"
+
+
+def test_demo_launches_the_space_locally(label_selector, monkeypatch, capsys):
+    gradio = pytest.importorskip("gradio", reason="the demo needs gradio: pip install 'gradio>=6,<7'")
+    launched = {}
+    monkeypatch.setattr(gradio.Blocks, "launch", lambda self, **kwargs: launched.update(kwargs, app=self))
+    assert main(["demo", "--port", "7999", "--image-selector", str(label_selector)]) == 0
+    assert launched["server_port"] == 7999 and launched["server_name"] == "127.0.0.1" and launched["share"] is False
+    assert isinstance(launched["app"], gradio.Blocks) and "127.0.0.1:7999" in capsys.readouterr().err
+
+
+def test_demo_missing_app_is_a_one_line_error(tmp_path, capsys):
+    pytest.importorskip("gradio", reason="the demo needs gradio")
+    assert main(["demo", "--app", str(tmp_path / "nope.py")]) == 2
+    err = capsys.readouterr().err
+    assert "examples/space" in err and len(err.strip().splitlines()) == 1

@@ -51,8 +51,13 @@ def check_inputs(
         `InvalidInputError`: for a wrong rank, dtype, length, non-finite value, fewer than 2 classes, or missing,
         negative or unnormalised `source_probs`; the message names the shapes/dtypes and how to fix them.
     """
-    x = np.asarray(features)
-    y = np.asarray(labels)
+    try:
+        x = np.asarray(features)
+        y = np.asarray(labels)
+    except ValueError as err:  # ragged nested lists
+        raise InvalidInputError(
+            f"{name}: `features`/`labels` are not rectangular arrays ({err}); pass an (N, D) array and (N,) ids."
+        ) from err
     if x.ndim != 2 or x.shape[0] == 0 or x.shape[1] == 0:
         raise InvalidInputError(
             f"{name}: `features` must be a non-empty 2-D array of shape (N, D), got shape {x.shape}. "
@@ -79,6 +84,11 @@ def check_inputs(
         raise InvalidInputError(
             f"{name}: `features` (shape {x.shape}) contains NaN or infinite values in {bad} row(s); "
             "drop or impute those rows before scoring."
+        )
+    if not needs_source_probs and np.ptp(x, axis=0).max() == 0:  # LEEP/NCE read source_probs, not features
+        raise InvalidInputError(
+            f"{name}: every sample has the same features (shape {x.shape}): they carry no information about the "
+            "labels. Check the feature extractor (e.g. a dead pooler or all-blank inputs)."
         )
     _, codes = np.unique(y, return_inverse=True)
     n_classes = int(codes.max()) + 1

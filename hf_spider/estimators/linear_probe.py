@@ -60,7 +60,13 @@ def linear_probe(
     from sklearn.linear_model import LogisticRegression  # lazy: importing scikit-learn takes about a second
     from sklearn.model_selection import StratifiedKFold
 
-    n_splits = max(2, min(n_splits, int(np.bincount(y).min())))
+    smallest = int(np.bincount(y).min())
+    if smallest < 2:
+        raise InvalidInputError(
+            f"linear_probe: a class has {smallest} sample; cross-validation needs at least 2 per class. "
+            "Sample more rows per class (`shots_per_class`) or drop that class."
+        )
+    n_splits = min(n_splits, smallest)
     folds = StratifiedKFold(n_splits=n_splits, shuffle=True, random_state=seed)
     accuracies = []
     for train, test in folds.split(x, y):  # a loop over folds, each a separate fit

@@ -89,8 +89,8 @@ def logme(
     gamma, m2, res2, evidence = moments(alpha, beta)
     active = np.ones(n_classes, dtype=bool)
     for _ in range(max_iter):
-        alpha = np.where(active, gamma / m2, alpha)
-        beta = np.where(active, (n - gamma) / res2, beta)
+        alpha = np.where(active, np.clip(gamma / m2, 1e-100, 1e100), alpha)
+        beta = np.where(active, np.clip((n - gamma) / res2, 1e-100, 1e100), beta)  # a perfect fit: β → ∞
         gamma, m2, res2, new_evidence = moments(alpha, beta)
         active &= np.abs(new_evidence - evidence) > tol
         evidence = new_evidence

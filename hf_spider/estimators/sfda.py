@@ -31,7 +31,10 @@ def _fisher_posterior(
         shrinkage = max(float(np.exp(-5 * (u @ s_w @ v))), 1e-10)
     s_shrunk = (1 - shrinkage) * s_w
     s_shrunk[np.diag_indices(d)] += shrinkage * np.trace(s_w) / d
-    coef = np.linalg.solve(s_shrunk, mu.T)  # S⁻¹ μ_c, (D, C)
+    try:
+        coef = np.linalg.solve(s_shrunk, mu.T)  # S⁻¹ μ_c, (D, C)
+    except np.linalg.LinAlgError:  # no within-class scatter at all (e.g. one sample per class)
+        coef = np.linalg.lstsq(s_shrunk, mu.T, rcond=None)[0]
     logits = z @ coef - 0.5 * np.sum(mu * coef.T, axis=1) + np.log(counts / n)  # (N, C)
     return _softmax(logits), shrinkage
 
