@@ -15,6 +15,23 @@ os.environ.setdefault("HF_SPIDER_FEATURES_CACHE", tempfile.mkdtemp(prefix="hf-sp
 sys.path.insert(0, str(Path(__file__).parent))  # the shared `synthetic` helpers
 
 MINILM = "sentence-transformers/all-MiniLM-L6-v2"
+HUB_IMAGE_ZOO = ["google/vit-base-patch16-224", "microsoft/resnet-50", "facebook/convnext-tiny-224"]
+
+
+def make_label_selector(folder: Path, *, modality: str = "image", zoo: list[str] = HUB_IMAGE_ZOO) -> Path:
+    """A small label-name selector over real Hub ids, saved to ``folder`` (planted tokens: only the plumbing is
+    under test; nothing is downloaded)."""
+    from synthetic import planted_tasks
+
+    from hf_spider import FitnessConfig, SelectorConfig, SpiderSelector, TrainingConfig
+
+    config = SelectorConfig(name=f"test/hub-{modality}", modality=modality, task_encoder=MINILM,
+                            task_token_kind="label_names", label_prompt="a photo of {}.",
+                            fitness=FitnessConfig(task_dim=384, token_dim=8, num_heads=2, num_layers=1))
+    selector = SpiderSelector.train(planted_tasks(12, num_models=len(zoo), task_dim=384), config=config, zoo=zoo,
+                                    training=TrainingConfig(epochs=2), verbose=False)
+    selector.save_pretrained(folder)
+    return folder
 
 
 def make_tiny_text_model(path: Path, seed: int) -> Path:

@@ -1,26 +1,17 @@
 import json
 
 import pytest
-from conftest import MINILM
-from synthetic import planted_tasks
+from conftest import HUB_IMAGE_ZOO, make_label_selector
 
-from hf_spider import FitnessConfig, SelectorConfig, SpiderSelector, TrainingConfig
 from hf_spider.cli import main
 
-ZOO = ["google/vit-base-patch16-224", "microsoft/resnet-50", "facebook/convnext-tiny-224"]
+ZOO = HUB_IMAGE_ZOO
 
 
 @pytest.fixture(scope="module")
 def label_selector(tmp_path_factory):
     """A label-name selector over real Hub ids (tokens from a planted problem; only the plumbing is tested)."""
-    config = SelectorConfig(name="test/hub-image", modality="image", task_encoder=MINILM,
-                            task_token_kind="label_names", label_prompt="a photo of {}.",
-                            fitness=FitnessConfig(task_dim=384, token_dim=8, num_heads=2, num_layers=1))
-    selector = SpiderSelector.train(planted_tasks(12, num_models=3, task_dim=384), config=config, zoo=ZOO,
-                                    training=TrainingConfig(epochs=2), verbose=False)
-    folder = tmp_path_factory.mktemp("sel") / "hub-image"
-    selector.save_pretrained(folder)
-    return folder
+    return make_label_selector(tmp_path_factory.mktemp("sel") / "hub-image")
 
 
 def test_rank_json_on_bundled_dataset(label_selector, capsys):

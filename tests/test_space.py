@@ -13,10 +13,8 @@ import zipfile
 from pathlib import Path
 
 import pytest
-from conftest import MINILM
-from synthetic import planted_tasks
+from conftest import HUB_IMAGE_ZOO, make_label_selector
 
-from hf_spider import FitnessConfig, SelectorConfig, SpiderSelector, TrainingConfig
 from hf_spider.errors import InvalidInputError
 
 SPACE = Path(__file__).resolve().parents[1] / "examples" / "space"
@@ -25,23 +23,12 @@ os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 
 import logic  # noqa: E402  (examples/space/logic.py)
 
-IMAGE_ZOO = ["google/vit-base-patch16-224", "microsoft/resnet-50", "facebook/convnext-tiny-224"]
+IMAGE_ZOO = HUB_IMAGE_ZOO
 TEXT_ZOO = ["distilbert/distilbert-base-uncased", "FacebookAI/roberta-base"]
 CHROMIUM = "/usr/bin/chromium"
 # Flags from the machine notes: without the background-networking ones Chromium hammers the closed network.
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                  "--disable-background-networking", "--disable-component-update", "--disable-sync"]
-
-
-def make_label_selector(folder: Path, *, modality: str, zoo: list[str]) -> Path:
-    """A small label-name selector over real Hub ids (planted tokens: only the plumbing is under test)."""
-    config = SelectorConfig(name=f"test/hub-{modality}", modality=modality, task_encoder=MINILM,
-                            task_token_kind="label_names", label_prompt="a photo of {}.",
-                            fitness=FitnessConfig(task_dim=384, token_dim=8, num_heads=2, num_layers=1))
-    selector = SpiderSelector.train(planted_tasks(12, num_models=len(zoo), task_dim=384), config=config, zoo=zoo,
-                                    training=TrainingConfig(epochs=2), verbose=False)
-    selector.save_pretrained(folder)
-    return folder
 
 
 @pytest.fixture(scope="module")

@@ -6,10 +6,9 @@ from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
-from conftest import MINILM
-from synthetic import planted_tasks
+from conftest import HUB_IMAGE_ZOO, make_label_selector
 
-from hf_spider import FitnessConfig, RankedModel, Ranking, SelectorConfig, SpiderSelector, TrainingConfig
+from hf_spider import RankedModel, Ranking
 from hf_spider.cli import main
 from hf_spider.errors import ArtifactError
 from hf_spider.widget import (
@@ -21,7 +20,7 @@ from hf_spider.widget import (
     write_dataset_widget,
 )
 
-ZOO = ["google/vit-base-patch16-224", "microsoft/resnet-50", "facebook/convnext-tiny-224"]
+ZOO = HUB_IMAGE_ZOO
 SHA = "0123456789abcdef0123456789abcdef01234567"
 
 # YAML a parser would rewrite (comment, odd indentation, flow list, quotes, trailing spaces, unicode): kept verbatim.
@@ -110,14 +109,7 @@ def test_unbalanced_markers_are_refused():
 
 @pytest.fixture(scope="module")
 def selector_folder(tmp_path_factory) -> Path:
-    config = SelectorConfig(name="test/hub-image", modality="image", task_encoder=MINILM,
-                            task_token_kind="label_names", label_prompt="a photo of {}.",
-                            fitness=FitnessConfig(task_dim=384, token_dim=8, num_heads=2, num_layers=1))
-    selector = SpiderSelector.train(planted_tasks(12, num_models=3, task_dim=384), config=config, zoo=ZOO,
-                                    training=TrainingConfig(epochs=2), verbose=False)
-    folder = tmp_path_factory.mktemp("widget_sel") / "hub-image"
-    selector.save_pretrained(folder)
-    return folder
+    return make_label_selector(tmp_path_factory.mktemp("widget_sel") / "hub-image")
 
 
 @pytest.fixture
