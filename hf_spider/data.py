@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import re
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -165,6 +166,19 @@ def read_labels(dataset, label_column: str) -> tuple[np.ndarray, list[str]]:
     raise InvalidInputError(
         f"Label column {label_column!r} has dtype {raw.dtype}; use a ClassLabel, int or str column (`label_column=`)."
     )
+
+
+def readable_label(name: str) -> str:
+    """A class name as words for a text encoder: ``_`` → space, a lone CamelCase word split, whitespace collapsed.
+
+    Example:
+        >>> readable_label("maple_tree"), readable_label("EducationalInstitution")
+        ('maple tree', 'Educational Institution')
+    """
+    name = name.replace("_", " ")
+    if not any(char.isspace() for char in name):  # one CamelCase token ('MeanOfTransportation'), not 'McLaren MP4'
+        name = re.sub(r"(?<=[a-z])(?=[A-Z])", " ", name)
+    return " ".join(name.split())
 
 
 def class_balanced_indices(labels: np.ndarray, shots_per_class: int, *, seed: int = 0) -> np.ndarray:

@@ -38,6 +38,7 @@ from typing import Any, Literal
 import numpy as np
 import pandas as pd
 
+from .data import readable_label
 from .errors import HfSpiderError, InvalidInputError
 
 logger = logging.getLogger(__name__)
@@ -267,13 +268,6 @@ def model_source_labels(meta_row: pd.Series | Mapping[str, Any]) -> list[str]:
     return names or fallback
 
 
-def _readable(name: str) -> str:
-    name = name.replace("_", " ")
-    if not any(char.isspace() for char in name):  # one CamelCase token ('MeanOfTransportation'), not 'McLaren MP4'
-        name = re.sub(r"(?<=[a-z])(?=[A-Z])", " ", name)
-    return " ".join(name.split())
-
-
 def label_text_prompts(names: Sequence[str], task_type: Side) -> list[str]:
     """Turn class names into the sentences the text encoder embeds into class prototypes.
 
@@ -295,5 +289,5 @@ def label_text_prompts(names: Sequence[str], task_type: Side) -> list[str]:
     for name in names:
         if not isinstance(name, str) or not name.strip():
             raise InvalidInputError(f"Label names must be non-empty strings, got {name!r}.")
-        readable.append(_readable(name))
+        readable.append(readable_label(name))
     return [f"a photo of {name}." for name in readable] if task_type == "image" else readable

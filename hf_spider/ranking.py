@@ -86,7 +86,7 @@ class Ranking(Sequence[RankedModel]):
         rows = ["| rank | model | revision | score |", "|---:|---|---|---:|"]
         for m in self.models:
             star = " (re-ranked)" if m.reranked else ""
-            rows.append(f"| {m.rank} | {m.model_id}{star} | {(m.revision or 'local')[:12]} | {m.score:.4f} |")
+            rows.append(f"| {m.rank} | {m.model_id}{star} | {(m.revision or 'unpinned')[:12]} | {m.score:.4f} |")
         return "\n".join(rows)
 
     def to_pandas(self):
@@ -111,7 +111,7 @@ class Ranking(Sequence[RankedModel]):
                  f"{'rank':>4}  {'model':<{width}}  {'revision':<12}  {'score':>8}"]
         for m in self.models:
             flag = "  re-ranked" if m.reranked else ""
-            revision = (m.revision or "local")[:12]
+            revision = (m.revision or "unpinned")[:12]
             lines.append(f"{m.rank:>4}  {m.model_id:<{width}}  {revision:<12}  {m.score:>8.4f}{flag}")
         return "\n".join(lines)
 

@@ -23,7 +23,7 @@ from safetensors.torch import save as st_save
 from . import hub
 from .cards import selector_card
 from .config import SelectorConfig
-from .data import Modality, TaskSample, dataset_label_names, sample_task
+from .data import Modality, TaskSample, dataset_label_names, readable_label, sample_task
 from .errors import ArtifactError, InvalidInputError
 from .fitness import FitnessNetwork, merge_rerank
 from .ranking import RankedModel, Ranking
@@ -170,7 +170,7 @@ class SpiderSelector(
 
     def label_name_token(self, label_names: list[str]) -> TaskToken:
         """A task token from class names alone (for selectors with ``task_token_kind="label_names"``)."""
-        prompts = [self.config.label_prompt.format(n) for n in label_names]
+        prompts = [self.config.label_prompt.format(readable_label(n)) for n in label_names]
         return TaskToken(self.task_encoder.encode_texts(prompts), list(label_names), self.config.task_encoder)
 
     @torch.no_grad()
@@ -320,6 +320,9 @@ class SpiderSelector(
         from huggingface_hub.errors import HFValidationError, LocalEntryNotFoundError
 
         ref = str(pretrained_model_name_or_path)
+        if hub.is_local(ref) and _is_bundled(ref):
+            # A bundled selector is a verified snapshot: its mirror tokens are the ones to use, with no Hub call.
+            kwargs.setdefault("token_source", "mirror")
         if not hub.is_local(ref) and (isinstance(pretrained_model_name_or_path, Path) or ref.startswith((".", "/"))
                                       or ref.count("/") > 1):
             raise ArtifactError(f"No selector folder at {ref!r}; pass an existing folder or a Hub id 'org/name'.")
@@ -385,6 +388,12 @@ def _read_json(path: Path) -> Any:
         return json.loads(_read_text(path))
     except json.JSONDecodeError as err:
         raise ArtifactError(f"{path.name} is not valid JSON ({err}).") from err
+
+
+def _is_bundled(path: str) -> bool:
+    from .bundled import _root
+
+    return Path(path).resolve().is_relative_to(_root().resolve())
 
 
 def _describe(dataset: Any, split: str | None) -> str:

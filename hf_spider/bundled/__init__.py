@@ -48,4 +48,6 @@ def bundled_dataset(name: str):
     path = _data_root() / name
     if not (path / "dataset_info.json").is_file():
         raise InvalidInputError(f"No bundled dataset named {name!r}; bundled: {list_bundled_datasets()}.")
-    return datasets.load_from_disk(str(path))
+    ds = datasets.load_from_disk(str(path))
+    ds.info.dataset_name = f"bundled:{name}"  # so rankings say which sample they ranked
+    return ds

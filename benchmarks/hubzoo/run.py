@@ -1,0 +1,298 @@
+"""Hub-zoo benchmark: rank 185 real Hub image / 164 text models for a held-out target, without any forward pass.
+
+    python -m benchmarks.hubzoo.run --side image|text|both [--quick]
+
+Protocols (both leave one target out; the held-out target's accuracies and scores reach nothing but the metrics):
+  * ``loto``: train on the other targets' results, rank every model for the held-out target.
+  * ``lmo``: as ``loto`` and, in addition, a seeded 20 % of the models is unseen in training (NaN performance in
+    every training task, no free residual): their tokens come from metadata alone.
+
+Methods: published LogME / reg. H-score (forward-pass baselines, where scored), sort by own source accuracy, sort by
+parameter count, ``zoo_mean`` (mean rank-normalised accuracy over the training targets; unseen models: a ridge fit
+from metadata features on the seen ones), ``label_knn`` (the same, training targets weighted by label-name
+similarity, temperature from an inner leave-one-out) and ``spider`` (fitness network + metadata model tokens, see
+``hf_spider.model_meta``; epoch count chosen by an inner leave-one-out on training targets; seed ensemble).
+
+``--quick`` is a smoke test (3 folds, tiny grid) that prints and writes nothing. Otherwise writes (merging with what
+is there, so sides can run in separate processes) ``benchmarks/hubzoo.json`` and
+``benchmarks/HUBZOO.md``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import fcntl
+import json
+import logging
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+from scipy import stats
+
+from hf_spider.evaluation import kendall_tau, pearson, regret_at_k, weighted_tau
+from hf_spider.fitness import FitnessConfig
+from hf_spider.model_meta import MetaTrainingConfig, train_meta_spider
+
+from .common import SideData, load_side, loo_folds, models_out_split, training_tasks
+
+logger = logging.getLogger(__name__)
+OUT_DIR = Path(__file__).resolve().parents[1]
+JSON_PATH, MD_PATH = OUT_DIR / "hubzoo.json", OUT_DIR / "HUBZOO.md"
+LMO_FRACTION, LMO_SEED = 0.2, 0
+
+
+@dataclass
+class SpiderRecipe:
+    """The Spider recipe used in every fold (and by ``build_bundled.py`` on all targets)."""
+
+    fitness: FitnessConfig = field(default_factory=lambda: FitnessConfig(token_dim=32, num_heads=4, num_layers=1))
+    training: MetaTrainingConfig = field(default_factory=lambda: MetaTrainingConfig(
+        lr=3e-3, models_per_step=128, max_classes=32, residual=True))
+    epoch_grid: tuple[int, ...] = (5, 10, 20)  # candidates for the inner leave-one-out
+    inner_folds: int = 3  # inner held-out targets per outer fold (seeded subset of the training targets)
+    seeds: tuple[int, ...] = (0, 1)  # final ensemble (mean of per-seed rank-normalised scores)
+
+
+def rank_normalise(values: np.ndarray) -> np.ndarray:
+    """Ranks scaled to (0, 1] over the finite entries; NaN stays NaN. ``(M,)``."""
+    out = np.full(values.shape, np.nan)
+    known = np.isfinite(values)
+    out[known] = stats.rankdata(values[known]) / max(known.sum(), 1)
+    return out
+
+
+def prior_feature(data: SideData, targets: list[str], seen: np.ndarray | None) -> np.ndarray:
+    """``(M, 2)``: mean rank-normalised accuracy over ``targets`` (seen models only), centred, plus a missing flag."""
+    acc = np.stack([data.accuracy[data.records.targets.index(t)] for t in targets])  # (T', M)
+    if seen is not None:
+        acc = np.where(seen[None, :], acc, np.nan)
+    ranks = np.stack([rank_normalise(a) for a in acc])
+    with np.errstate(all="ignore"), _quiet():
+        mean = np.nanmean(ranks, axis=0)
+    missing = ~np.isfinite(mean)
+    return np.stack([np.where(missing, 0.0, 4 * (mean - 0.5)), missing], axis=1).astype(np.float32)
+
+
+class _quiet:
+    def __enter__(self):
+        import warnings
+
+        self._w = warnings.catch_warnings()
+        self._w.__enter__()
+        warnings.simplefilter("ignore", RuntimeWarning)
+
+    def __exit__(self, *exc):
+        self._w.__exit__(*exc)
+
+
+def zoo_mean(data: SideData, targets: list[str], seen: np.ndarray | None) -> np.ndarray:
+    """Mean rank-normalised accuracy over training targets; models without one get a ridge fit from metadata."""
+    prior = prior_feature(data, targets, seen)
+    score, missing = prior[:, 0].astype(float), prior[:, 1] > 0
+    if missing.any():
+        x = data.features.astype(float)
+        xs, ys = x[~missing], score[~missing]
+        w = np.linalg.solve(xs.T @ xs + 10.0 * np.eye(x.shape[1]), xs.T @ (ys - ys.mean()))
+        score[missing] = x[missing] @ w + ys.mean()
+    return score
+
+
+KNN_TEMPERATURES = (float("inf"), 0.5, 0.2, 0.1, 0.05)
+
+
+def _task_embedding(prototypes: torch.Tensor) -> np.ndarray:
+    mean = prototypes.mean(0)
+    return (mean / mean.norm().clamp_min(1e-8)).numpy()
+
+
+def label_knn(data: SideData, targets: list[str], query: torch.Tensor, seen: np.ndarray | None,
+              temperature: float) -> np.ndarray:
+    """Training targets' rank-normalised accuracies, averaged with weights ``softmax(cos(label emb) / temperature)``.
+
+    ``temperature=inf`` is ``zoo_mean``; models without a training run fall back to ``zoo_mean``'s ridge.
+    """
+    ranks = np.stack([rank_normalise(data.accuracy[data.records.targets.index(t)]) for t in targets])  # (T', M)
+    if seen is not None:
+        ranks = np.where(seen[None, :], ranks, np.nan)
+    sims = np.array([_task_embedding(data.prototypes[t]) @ _task_embedding(query) for t in targets])
+    weights = np.ones_like(sims) if np.isinf(temperature) else np.exp((sims - sims.max()) / temperature)
+    known = np.isfinite(ranks)
+    total = (known * weights[:, None]).sum(0)
+    score = (np.nan_to_num(ranks) * weights[:, None]).sum(0) / np.maximum(total, 1e-12)
+    fallback = zoo_mean(data, targets, seen)
+    # put fallback models on the same scale: zoo_mean's prior column is 4 * (mean rank - 0.5)
+    return np.where(total > 0, score, fallback / 4 + 0.5)
+
+
+def choose_temperature(data: SideData, targets: list[str], seen: np.ndarray | None) -> float:
+    """Inner leave-one-out over ``targets`` only: the temperature with the best mean Kendall tau."""
+    mean = {}
+    for temperature in KNN_TEMPERATURES:
+        taus = []
+        for held in targets:
+            rest = [t for t in targets if t != held]
+            pred = label_knn(data, rest, data.prototypes[held], seen, temperature)
+            taus.append(kendall_tau(data.accuracy[data.records.targets.index(held)], pred))
+        mean[temperature] = float(np.nanmean(taus))
+    return max(mean, key=mean.get)
+
+
+def spider_features(data: SideData, targets: list[str], seen: np.ndarray | None) -> np.ndarray:
+    """Metadata features plus the training-target prior (computed from ``targets`` only)."""
+    return np.concatenate([data.features, prior_feature(data, targets, seen)], axis=1)
+
+
+def choose_epochs(data: SideData, targets: list[str], seen: np.ndarray | None, recipe: SpiderRecipe) -> dict:
+    """Inner leave-one-out on ``targets`` only: mean Kendall tau of each candidate epoch count."""
+    rng = np.random.default_rng(len(targets) * 7919 + sum(map(ord, "".join(targets))))
+    inner = [targets[i] for i in sorted(rng.choice(len(targets), min(recipe.inner_folds, len(targets)), False))]
+    taus: dict[int, list[float]] = {e: [] for e in recipe.epoch_grid}
+    for held in inner:
+        rest = [t for t in targets if t != held]
+        config = MetaTrainingConfig(**{**asdict(recipe.training), "epochs": max(recipe.epoch_grid),
+                                       "probe_epochs": recipe.epoch_grid, "seed": 0})
+        result = train_meta_spider(training_tasks(data, rest, seen), spider_features(data, rest, seen),
+                                   fitness_config=recipe.fitness, config=config, seen=seen,
+                                   probe=[data.prototypes[held]])
+        truth = data.accuracy[data.records.targets.index(held)]
+        for epoch, scores in result.probe_scores.items():
+            taus[epoch].append(kendall_tau(truth, scores[0]))
+    mean = {e: float(np.nanmean(v)) for e, v in taus.items()}
+    return {"epochs": max(mean, key=lambda e: (mean[e], -e)), "inner_targets": inner, "inner_tau": mean}
+
+
+def fit_spider(data: SideData, targets: list[str], seen: np.ndarray | None, recipe: SpiderRecipe, epochs: int):
+    """Train the seed ensemble on ``targets``; returns the per-seed results and the features they used."""
+    features = spider_features(data, targets, seen)
+    results = []
+    for seed in recipe.seeds:
+        config = MetaTrainingConfig(**{**asdict(recipe.training), "epochs": epochs, "seed": seed})
+        results.append(train_meta_spider(training_tasks(data, targets, seen), features,
+                                         fitness_config=recipe.fitness, config=config, seen=seen))
+    return results, features
+
+
+@torch.no_grad()
+def spider_scores(results, prototypes: torch.Tensor) -> np.ndarray:
+    """Mean over the ensemble of rank-normalised scores ``(M,)`` for one task."""
+    per_seed = [r.fitness(r.model_tokens, prototypes.unsqueeze(0))[0].numpy() for r in results]
+    return np.mean([rank_normalise(s.astype(float)) for s in per_seed], axis=0)
+
+
+def metrics(truth: np.ndarray, pred: np.ndarray, seen: np.ndarray | None = None,
+            scored: np.ndarray | None = None) -> dict[str, float]:
+    """Kendall / weighted tau, Pearson, top-1 / top-5 regret (accuracy points) over models with a run.
+
+    ``seen`` adds the Kendall tau among unseen models only; ``scored`` (models with a LogME score on the target)
+    adds the Kendall tau on exactly the models LogME ranks.
+    """
+    out = {
+        "kendall_tau": kendall_tau(truth, pred),
+        "weighted_tau": weighted_tau(truth, pred),
+        "pearson": pearson(truth, pred),
+        "regret_at_1": 100 * regret_at_k(truth, pred, 1),
+        "regret_at_5": 100 * regret_at_k(truth, pred, 5),
+    }
+    if seen is not None:
+        unseen_truth = np.where(seen, np.nan, truth)
+        out["kendall_tau_unseen"] = kendall_tau(unseen_truth, pred)
+    if scored is not None and scored.sum() >= 2:
+        out["kendall_tau_logme_models"] = kendall_tau(np.where(scored, truth, np.nan), pred)
+    return {k: round(float(v), 4) for k, v in out.items()}
+
+
+def run_side(side: str, *, quick: bool = False) -> tuple[dict, dict]:
+    """All methods, both protocols, on one side; returns ``({method: {target: metrics}}, details)``."""
+    data = load_side(side)
+    recipe = SpiderRecipe()
+    if quick:
+        recipe.epoch_grid, recipe.inner_folds, recipe.seeds = (3, 6), 2, (0,)
+    meta = data.records.model_meta
+    static = {
+        "source_accuracy": np.nan_to_num(meta["source_accuracy"].to_numpy(float), nan=-1.0),
+        "num_parameters": np.nan_to_num(meta["num_parameters"].astype(float).to_numpy(), nan=0.0),
+    }
+    results: dict[str, dict] = {}
+    details: dict[str, dict] = {}
+    folds = loo_folds(data.records.targets)[: 3 if quick else None]
+    seen_lmo = models_out_split(len(data.records.models), LMO_FRACTION, LMO_SEED)
+    for held, train in folds:
+        i = data.records.targets.index(held)
+        truth = data.accuracy[i]
+        for name, scores in [("logme", data.records.logme[i]), ("reg_hscore", data.records.reg_hscore[i])]:
+            if np.isfinite(scores).sum() >= 2:
+                known = np.isfinite(scores)  # a baseline only ranks the models it scored
+                results.setdefault(name, {})[held] = metrics(np.where(known, truth, np.nan), scores)
+        for name, scores in static.items():
+            results.setdefault(name, {})[held] = metrics(truth, scores)
+        for protocol, seen in [("loto", None), ("lmo", seen_lmo)]:
+            suffix = "" if protocol == "loto" else "@lmo"
+            start = time.perf_counter()
+            scored = np.isfinite(data.records.logme[i])
+            results.setdefault("zoo_mean" + suffix, {})[held] = metrics(truth, zoo_mean(data, train, seen), seen,
+                                                                        scored)
+            temperature = choose_temperature(data, train, seen)
+            knn = label_knn(data, train, data.prototypes[held], seen, temperature)
+            results.setdefault("label_knn" + suffix, {})[held] = metrics(truth, knn, seen, scored)
+            choice = choose_epochs(data, train, seen, recipe)
+            choice["knn_temperature"] = temperature if np.isfinite(temperature) else "inf"
+            fitted, _ = fit_spider(data, train, seen, recipe, choice["epochs"])
+            pred = spider_scores(fitted, data.prototypes[held])
+            results.setdefault("spider" + suffix, {})[held] = metrics(truth, pred, seen, scored)
+            details.setdefault(protocol, {})[held] = {**choice, "seconds": round(time.perf_counter() - start, 1)}
+            logger.info("%s %s %s: tau %.3f (zoo_mean %.3f), epochs %d", side, protocol, held,
+                        results["spider" + suffix][held]["kendall_tau"],
+                        results["zoo_mean" + suffix][held]["kendall_tau"], choice["epochs"])
+    details["recipe"] = json.loads(json.dumps(asdict(recipe)))
+    details["lmo_unseen_models"] = int((~seen_lmo).sum())
+    return results, details
+
+
+def merge_json(side: str, results: dict, details: dict) -> dict:
+    """Merge one side's results into ``hubzoo.json`` under a file lock (sides may run in parallel)."""
+    with open(JSON_PATH.with_suffix(".lock"), "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        payload = json.loads(JSON_PATH.read_text()) if JSON_PATH.is_file() else {}
+        payload.setdefault("_details", {})[side] = details
+        for method, per_target in results.items():
+            payload.setdefault(method, {}).update(per_target)
+        JSON_PATH.write_text(json.dumps(payload, indent=1, sort_keys=True) + "\n")
+    JSON_PATH.with_suffix(".lock").unlink(missing_ok=True)
+    return payload
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--side", choices=["image", "text", "both"], default="both")
+    parser.add_argument("--quick", action="store_true",
+                        help="smoke test: 3 folds, tiny epoch grid, one seed; prints, writes nothing")
+    parser.add_argument("--report-only", action="store_true", help="re-render HUBZOO.md from hubzoo.json")
+    parser.add_argument("--threads", type=int, default=1, help="torch CPU threads (1: small models, no stalls)")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
+    torch.set_num_threads(args.threads)
+    from .report import render
+
+    if args.report_only:
+        MD_PATH.write_text(render(json.loads(JSON_PATH.read_text())))
+        return
+    for side in ["image", "text"] if args.side == "both" else [args.side]:
+        start = time.perf_counter()
+        results, details = run_side(side, quick=args.quick)
+        details["seconds"] = round(time.perf_counter() - start)
+        details["command"] = f"python -m benchmarks.hubzoo.run --side {args.side}"
+        if args.quick:  # a smoke test: print, never overwrite the reported results
+            for method, per_target in sorted(results.items()):
+                taus = [m["kendall_tau"] for m in per_target.values()]
+                print(f"{side} {method:20s} mean kendall tau {np.nanmean(taus):.3f} over {len(taus)} targets")
+            continue
+        payload = merge_json(side, results, details)
+        MD_PATH.write_text(render(payload))
+        print(f"{side}: done in {details['seconds']} s; wrote {JSON_PATH} and {MD_PATH}")
+
+
+if __name__ == "__main__":
+    main()
