@@ -61,7 +61,7 @@ def with_token_section(
     import yaml
     from jinja2 import Template
 
-    card_text = card_text.replace("\r\n", "\n")
+    card_text = card_text.replace("\r\n", "\n").replace("\r", "\n")
     try:
         card = ModelCard(card_text, ignore_metadata_errors=True) if card_text.strip() else ModelCard("")
     except (yaml.YAMLError, ValueError) as err:

@@ -18,7 +18,6 @@ from pathlib import Path
 import numpy as np
 import torch
 from safetensors.torch import load as st_load
-from safetensors.torch import save as st_save
 
 from .data import Modality, TaskSample
 from .errors import InvalidInputError, TokenIntegrityError
@@ -114,7 +113,11 @@ class TaskEncoder:
 def token_bytes(
     token: torch.Tensor, *, model_id: str, selector: str, selector_revision: str | None = None
 ) -> bytes:
-    """Serialise one model token to safetensors bytes (its identity is ``token_sha256`` of the values)."""
+    """Serialise one model token to safetensors bytes (its identity is ``token_sha256`` of the values).
+
+    The header is written here with sorted keys (the safetensors writer orders metadata arbitrarily), so the same
+    token always gives the same bytes: re-saving a selector changes no file in git.
+    """
     token = token.detach().to(torch.float32).contiguous().cpu()
     if token.dim() != 1:
         raise InvalidInputError(f"A model token is a vector (d,), got shape {tuple(token.shape)}.")
@@ -125,7 +128,12 @@ def token_bytes(
         "selector": selector,
         "selector_revision": selector_revision or "",
     }
-    return st_save({"token": token}, metadata=metadata)
+    data = token.numpy().astype("<f4").tobytes()
+    header = {"__metadata__": metadata, "token": {"dtype": "F32", "shape": [token.shape[0]],
+                                                  "data_offsets": [0, len(data)]}}
+    text = json.dumps(header, sort_keys=True, separators=(",", ":")).encode()
+    text += b" " * (-len(text) % 8)  # the format pads the header to 8 bytes
+    return struct.pack("<Q", len(text)) + text + data
 
 
 def token_sha256(token: torch.Tensor) -> str:

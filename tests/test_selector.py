@@ -137,6 +137,7 @@ def test_write_token_is_idempotent_and_keeps_the_card(trained, text_zoo, tmp_pat
     assert "spider:" in first and trained.zoo[0].token_sha256 in first
     from hf_spider.tokens import parse_token
 
+    assert (repo / TOKEN_FILENAME).read_bytes() == trained.token_file(model_id)  # same token, same bytes
     token, meta = parse_token((repo / TOKEN_FILENAME).read_bytes(), expected_sha256=trained.zoo[0].token_sha256)
     assert torch.equal(token, trained.model_tokens[0])
     assert meta["selector"] == "test-org/spider-text" and meta["dim"] == "16" and meta["format_version"] == "1"

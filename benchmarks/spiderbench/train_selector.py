@@ -1,0 +1,163 @@
+"""Train the default SpiderBench image selector on sampled training tasks.
+
+    python -m benchmarks.spiderbench.train_selector features   # zoo features of the training pool (resumable)
+    python -m benchmarks.spiderbench.train_selector labels     # estimator scores per training task (resumable)
+    python -m benchmarks.spiderbench.train_selector train      # ListMLE training, saves the selector
+
+Training tasks are class subsets of the *training-side* pool (``tasks.training_pool``), never of target sources.
+A task's label is the zoo's approximated performance (Model Spider's recipe for tasks without fine-tuning results):
+the mean rank of ``LABEL_ESTIMATORS``, computed on the pool features of each model (PCA to ``LABEL_DIM`` dimensions
+per model for the feature-based estimators, to fit a 2-core budget). The task token is the class prototypes of the
+task encoder, ``efficientnet-lite0-64px`` (the converted ImageNet Lite0 base).
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import shutil
+
+import numpy as np
+import torch
+
+from .build_zoo import ZOO
+from .common import FEATURE_DIR, HERE, WORK, ZOO_DIR, read_json, set_threads, write_json
+from .finetune import features_and_probs, load, trunk_outputs
+from .tasks import POOL_PER_CLASS, sample_training_tasks, training_pool
+
+logger = logging.getLogger(__name__)
+
+TASK_ENCODER = "efficientnet-lite0-64px"
+NUM_TASKS = 240
+LABEL_ESTIMATORS = ["leep", "nce", "gbc", "parc", "transrate"]  # the fast ones; LogME took 0.5 s per call here
+LABEL_DIM = 128
+LABEL_SHOTS = 10  # images per class an estimator reads for a training task
+SELECTOR_NAME = "hf-spider/spiderbench-image"
+BUNDLE_DIR = HERE / "selector"  # small (≈0.6 MB); its task encoder is a converted work-dir model, so not bundled
+
+
+def pool() -> tuple[np.ndarray, np.ndarray, list[str], list[str]]:
+    path = WORK / "pool.npz"
+    if not path.is_file():
+        x, y, names, sources = training_pool()
+        tmp = WORK / "pool.tmp.npz"
+        np.savez_compressed(tmp, x=x, y=y, names=np.array(names), sources=np.array(sources))
+        tmp.replace(path)
+    z = np.load(path)
+    return z["x"], z["y"], [str(s) for s in z["names"]], [str(s) for s in z["sources"]]
+
+
+def pool_features(model_name: str) -> dict[str, np.ndarray]:
+    path = FEATURE_DIR / "pool" / f"{model_name}.npz"
+    if not path.is_file():
+        x, _, _, _ = pool()
+        model = load(ZOO_DIR / model_name)
+        feats, probs = features_and_probs(model, trunk_outputs(model, x))
+        path.parent.mkdir(parents=True, exist_ok=True)
+        np.savez(path, features=feats, source_probs=probs)
+        logger.info("pool features of %s: %s", model_name, feats.shape)
+    z = np.load(path)
+    return {"features": z["features"], "source_probs": z["source_probs"]}
+
+
+def _pca(features: np.ndarray, dim: int) -> np.ndarray:
+    centred = features - features.mean(0)
+    _, _, vt = np.linalg.svd(centred, full_matrices=False)
+    return (centred @ vt[:dim].T).astype(np.float64)  # (N, dim)
+
+
+def task_indices(classes: tuple[int, ...], y: np.ndarray, seed: int) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    return np.concatenate([rng.choice(np.flatnonzero(y == c), LABEL_SHOTS, replace=False) for c in classes])
+
+
+def labels_step() -> None:
+    from hf_spider.estimators import get_estimator
+
+    _, y, _, sources = pool()
+    tasks = sample_training_tasks(sources, NUM_TASKS, seed=0)
+    zoo = {m: pool_features(m) for m in ZOO}
+    reduced = {m: _pca(z["features"], LABEL_DIM) for m, z in zoo.items()}
+    out_dir = WORK / "train_labels"
+    for t, classes in enumerate(tasks):
+        path = out_dir / f"task{t:03d}.json"
+        if path.is_file():
+            continue
+        idx = task_indices(classes, y, seed=t)
+        labels = np.unique(y[idx], return_inverse=True)[1]
+        scores = {}
+        for name in LABEL_ESTIMATORS:
+            fn = get_estimator(name)
+            scores[name] = [float(fn(reduced[m][idx], labels,
+                                     source_probs=zoo[m]["source_probs"][idx].astype(np.float64))) for m in ZOO]
+        write_json(path, {"classes": list(classes), "scores": scores, "zoo": ZOO})
+        if t % 20 == 0:
+            logger.info("labels: task %d/%d", t, len(tasks))
+
+
+def training_tasks():
+    from hf_spider.estimators import aggregate_rankings
+    from hf_spider.training import TrainingTask
+
+    _, y, names, sources = pool()
+    encoder = pool_features(TASK_ENCODER)["features"]
+    tasks = []
+    for path in sorted((WORK / "train_labels").glob("task*.json")):
+        rec = read_json(path)
+        if rec["zoo"] != ZOO:
+            raise SystemExit(f"{path} was scored for another zoo; delete .work/train_labels and rerun `labels`.")
+        classes = rec["classes"]
+        protos = np.stack([encoder[y == c][:POOL_PER_CLASS].mean(0) for c in classes])  # (C, 1280)
+        perf = aggregate_rankings({k: np.asarray(v) for k, v in rec["scores"].items()})  # higher = better
+        name = "train:" + "+".join(names[c] for c in classes)
+        tasks.append(TrainingTask(name, torch.from_numpy(protos), torch.as_tensor(perf, dtype=torch.float32)))
+    return tasks
+
+
+def train_step(epochs: int, seed: int = 0, out_name: str | None = None) -> None:
+    """Train and save; the default run (seed 0, no ``out_name``) also writes the bundled copy."""
+    from hf_spider.fitness import FitnessConfig
+    from hf_spider.selector import SelectorConfig, SpiderSelector
+    from hf_spider.training import TrainingConfig
+
+    tasks = training_tasks()
+    logger.info("%d training tasks", len(tasks))
+    config = SelectorConfig(
+        name=SELECTOR_NAME, modality="image", task_encoder=f"spiderbench/{TASK_ENCODER}", shots_per_class=16,
+        fitness=FitnessConfig(task_dim=1280, token_dim=64, num_heads=4, num_layers=2))
+    training = TrainingConfig(epochs=epochs, batch_size=16, lr=2e-3, patience=40, seed=seed)
+    selector = SpiderSelector.train(tasks, config=config, zoo=[f"spiderbench/{m}" for m in ZOO], training=training,
+                                    verbose=False)
+    out = WORK / (out_name or "selector")
+    selector.save_pretrained(out)
+    if out_name:
+        logger.info("selector saved to %s; %s", out, config.training)
+        return
+    if BUNDLE_DIR.exists():
+        shutil.rmtree(BUNDLE_DIR)
+    selector.save_pretrained(BUNDLE_DIR)
+    size = sum(p.stat().st_size for p in BUNDLE_DIR.rglob("*") if p.is_file())
+    logger.info("selector saved to %s and %s (%d bytes); %s", out, BUNDLE_DIR, size, config.training)
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("step", choices=["features", "labels", "train"])
+    parser.add_argument("--epochs", type=int, default=300)
+    parser.add_argument("--seed", type=int, default=0, help="train: seed (variance runs)")
+    parser.add_argument("--out-name", help="train: save only to .work/<name>, not to the bundle")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
+    set_threads()
+    if args.step == "features":
+        for m in ZOO:
+            if any((ZOO_DIR / m / f).is_file() for f in ("conversion.json", "train_info.json")):
+                pool_features(m)
+    elif args.step == "labels":
+        labels_step()
+    else:
+        train_step(args.epochs, args.seed, args.out_name)
+
+
+if __name__ == "__main__":
+    main()
