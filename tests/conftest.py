@@ -10,7 +10,9 @@ from pathlib import Path
 import pytest
 
 os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
-# The feature cache of a test run lives in a temporary folder, never in the user's HF cache.
+# A test run never reads or writes the user's HF cache: models converted on first use and the feature cache live
+# in temporary folders.
+os.environ.setdefault("HF_HOME", tempfile.mkdtemp(prefix="hf-spider-hf-home-"))
 os.environ.setdefault("HF_SPIDER_FEATURES_CACHE", tempfile.mkdtemp(prefix="hf-spider-features-"))
 sys.path.insert(0, str(Path(__file__).parent))  # the shared `synthetic` helpers
 

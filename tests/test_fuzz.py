@@ -471,6 +471,12 @@ def test_trust_remote_code_comes_only_from_the_caller():
             checked += 1
         code = re.sub(r'("""|\'\'\').*?\1', "", source, flags=re.S)  # docstrings may mention these words
         code = "\n".join(line.split("#")[0] for line in code.splitlines())
+        if path.name == "lite.py":
+            # The one exception: the default image encoder's weights, a *pip-installed* file (never a repo file),
+            # read as tensors only. Every call there must say weights_only=True.
+            calls = re.findall(r"\btorch\.load\(([^)]*)\)", code)
+            assert calls and all("weights_only=True" in c for c in calls), f"{path}: torch.load without weights_only"
+            code = re.sub(r"\btorch\.load\(([^)]*)\)", "", code)
         for banned in (r"\bimport pickle\b", r"\bpickle\.", r"\btorch\.load\(", r"(?<![.\w])eval\(",
                        r"(?<![.\w])exec\(", r"\bdill\b", r"allow_pickle\s*=\s*True", r"weights_only\s*=\s*False"):
             assert not re.search(banned, code), f"{path}: {banned}"

@@ -123,7 +123,7 @@ def train_step(epochs: int, seed: int = 0, out_name: str | None = None) -> None:
     tasks = training_tasks()
     logger.info("%d training tasks", len(tasks))
     config = SelectorConfig(
-        name=SELECTOR_NAME, modality="image", task_encoder=f"spiderbench/{TASK_ENCODER}", shots_per_class=16,
+        name=SELECTOR_NAME, modality="image", task_encoder=f"hf-spider/{TASK_ENCODER}", shots_per_class=16,
         fitness=FitnessConfig(task_dim=1280, token_dim=64, num_heads=4, num_layers=2))
     training = TrainingConfig(epochs=epochs, batch_size=16, lr=2e-3, patience=40, seed=seed)
     selector = SpiderSelector.train(tasks, config=config, zoo=[f"spiderbench/{m}" for m in ZOO], training=training,
