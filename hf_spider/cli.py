@@ -161,6 +161,25 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+BENCHMARKS = {  # name → (module run from the repository root, what it measures)
+    "spiderbench": ("benchmarks.run", "SpiderBench-offline: 15 real models, 10 held-out tasks, measured fine-tuning"),
+    "hubzoo": ("benchmarks.hubzoo.run", "185 image / 164 text Hub models, published fine-tuning results"),
+    "estimators": ("benchmarks.estimators", "speed of every transferability estimator"),
+}
+
+
+def cmd_bench(args: argparse.Namespace) -> int:
+    import subprocess
+
+    root = SPACE_LOGIC.parents[2]
+    module, _ = BENCHMARKS[args.benchmark]
+    if not (root / Path(*module.split("."))).with_suffix(".py").is_file():
+        raise HfSpiderError(f"The benchmarks ship in the repository (benchmarks/), not in the wheel: run from a "
+                            f"checkout (`pip install -e .`). Looked in {root}.")
+    # Benchmarks are scripts with their own flags and tables: run one as is, passing the remaining arguments on.
+    return subprocess.call([sys.executable, "-m", module, *args.bench_args], cwd=root)
+
+
 def _progress(items: list[Any], *, enabled: bool, desc: str):
     if not enabled:
         return items
@@ -290,6 +309,16 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--text-selector", help="selector for text datasets (default: bundled hubzoo-text)")
     demo.add_argument("--app", help="path of the Space's logic.py (default: examples/space/logic.py)")
     demo.set_defaults(func=cmd_demo)
+
+    bench = _sub(sub, "bench", help="run a benchmark and print its table",
+                 description="Run one of the repository's benchmarks (needs a checkout) and print its table; extra "
+                             "arguments go to the benchmark script.\n" + "\n".join(
+                                 f"  {name:<12} {what}" for name, (_, what) in BENCHMARKS.items()),
+                 examples="  hf-spider bench spiderbench\n  hf-spider bench hubzoo --side image\n"
+                          "  hf-spider bench estimators --quick")
+    bench.add_argument("benchmark", choices=sorted(BENCHMARKS), help="which benchmark")
+    bench.add_argument("bench_args", nargs=argparse.REMAINDER, help="arguments passed to the benchmark script")
+    bench.set_defaults(func=cmd_bench)
 
     try:  # the estimator baselines are optional in a minimal install
         from .scoring import add_score_command

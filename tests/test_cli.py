@@ -118,3 +118,14 @@ def test_demo_missing_app_is_a_one_line_error(tmp_path, capsys):
     assert main(["demo", "--app", str(tmp_path / "nope.py")]) == 2
     err = capsys.readouterr().err
     assert "examples/space" in err and len(err.strip().splitlines()) == 1
+
+
+def test_bench_runs_a_repository_benchmark(capfd, monkeypatch, tmp_path):
+    from hf_spider import cli
+
+    assert main(["bench", "estimators", "--quick", "--skip", "nleep,linear_probe,hscore,reg_hscore"]) == 0
+    out = capfd.readouterr().out
+    assert "| logme |" in out and "N=1k D=384" in out
+    monkeypatch.setattr(cli, "SPACE_LOGIC", tmp_path / "examples" / "space" / "logic.py")  # not a checkout
+    assert main(["bench", "hubzoo"]) == 2
+    assert "run from a checkout" in capfd.readouterr().err
