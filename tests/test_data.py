@@ -67,3 +67,35 @@ def test_bundled_sample_dataset():
     assert infer_columns(ds)[2] == "image"
     with pytest.raises(InvalidInputError, match="fashion-mnist"):
         bundled_dataset("nope")
+
+
+CARD_ONLY = """---
+dataset_info:
+  features:
+  - name: image
+    dtype: image
+  - name: label
+    dtype:
+      class_label:
+        names:
+          '0': apple
+          '1': aquarium_fish
+          '2': baby
+---
+# A dataset whose card lists its classes
+"""
+
+
+def test_label_names_from_the_dataset_card_without_data(tmp_path):
+    """A label-name selector ranks a dataset from its card alone: the only data file here has no rows."""
+    from conftest import make_label_selector
+
+    from hf_spider import SpiderSelector
+
+    (tmp_path / "ds" / "data").mkdir(parents=True)
+    (tmp_path / "ds" / "README.md").write_text(CARD_ONLY)
+    (tmp_path / "ds" / "data" / "metadata.csv").write_text("file_name,label\n")
+    assert dataset_label_names(str(tmp_path / "ds")) == ["apple", "aquarium_fish", "baby"]
+    selector = SpiderSelector.from_pretrained(make_label_selector(tmp_path / "sel"), token_source="mirror")
+    ranking = selector.rank(str(tmp_path / "ds"), verbose=False)
+    assert len(ranking) == 3 and ranking[0].label_names == ("apple", "aquarium_fish", "baby")
