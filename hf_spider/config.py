@@ -37,7 +37,7 @@ class SelectorConfig:
     def __post_init__(self) -> None:
         if self.task_encoder is None:
             kind = "text" if self.task_token_kind == "label_names" else self.modality
-            self.task_encoder = DEFAULT_TASK_ENCODERS[kind]
+            self.task_encoder = DEFAULT_TASK_ENCODERS.get(kind)  # unknown modality: refused by from_dict
         if isinstance(self.fitness, dict):
             self.fitness = FitnessConfig(**self.fitness)
 
@@ -61,9 +61,10 @@ class SelectorConfig:
             raise ArtifactError(f"config.json has unknown fields {sorted(unknown)}; was it written by hf-spider?")
         try:
             config = cls(**data)
-        except TypeError as err:
+        except (TypeError, ValueError) as err:
             raise ArtifactError(f"config.json is incomplete or has wrong fields: {err}") from err
-        if config.modality not in ("image", "text") or config.task_token_kind not in ("prototypes", "label_names"):
+        if (config.modality not in ("image", "text") or config.task_token_kind not in ("prototypes", "label_names")
+                or not isinstance(config.task_encoder, str)):
             raise ArtifactError(f"config.json: unsupported modality/task_token_kind {config.modality!r}/"
                                 f"{config.task_token_kind!r}.")
         return config

@@ -121,20 +121,6 @@ def snapshot_selector(
     return Path(folder), Path(folder).name  # snapshot folders are named by commit sha
 
 
-def model_revision(model_id: str, *, revision: str | None = None, token: str | bool | None = None) -> str | None:
-    """Commit sha of a Hub model at ``revision`` (``None`` for a local folder or when the Hub is unreachable)."""
-    if is_local(model_id):
-        return None
-    from huggingface_hub import HfApi
-    from huggingface_hub.errors import HfHubHTTPError
-
-    try:
-        return HfApi(token=token).model_info(model_id, revision=revision or "main").sha
-    except (HfHubHTTPError, OSError, _transport_error()) as err:
-        logger.warning("Could not resolve the revision of %s: %s", model_id, err)
-        return None
-
-
 def fetch_model_token(
     model_id: str, *, revision: str | None = None, token: str | bool | None = None
 ) -> bytes | None:
