@@ -104,6 +104,33 @@ def cmd_tokenize(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_add_model(args: argparse.Namespace) -> int:
+    from .selector import SpiderSelector
+
+    if not Path(args.selector).is_dir():
+        raise HfSpiderError(f"--selector must be a saved selector folder to update in place, got {args.selector!r}; "
+                            "save a Hub selector first (SpiderSelector.from_pretrained(id).save_pretrained(folder)).")
+    selector = SpiderSelector.from_pretrained(args.selector, token_source="mirror")
+    datasets = [_dataset(ref) for ref in args.probe_dataset]
+    probes = selector.probe_tasks(args.model, datasets, estimators=tuple(args.estimator or ("logme", "nleep",
+                                                                                            "hscore")),
+                                  revision=args.model_revision, verbose=not args.json)
+    entry = selector.add_model(args.model, probe_tasks=probes, revision=args.model_revision,
+                               save_directory=args.selector)
+    result = {"model_id": entry.model_id, "token_sha256": entry.token_sha256, "selector": args.selector,
+              "zoo_size": len(selector.zoo), "probe_tasks": len(probes)}
+    if args.write_token:
+        result["token_written_to"] = selector.write_token(args.model, create_pr=args.create_pr)
+    if args.json:
+        _print_json(result)
+    else:
+        print(f"{entry.model_id} added to {args.selector} ({len(selector.zoo)} models; token sha256 "
+              f"{entry.token_sha256[:12]}…, learned from {len(probes)} probe tasks)")
+        if args.write_token:
+            print(f"token written -> {result['token_written_to']}")
+    return EXIT_OK
+
+
 def cmd_info(args: argparse.Namespace) -> int:
     from .bundled import list_bundled, list_bundled_datasets
 
@@ -257,6 +284,27 @@ def build_parser() -> argparse.ArgumentParser:
     tok.add_argument("--create-pr", action="store_true", help="open a pull request instead of committing")
     tok.add_argument("--json", action="store_true", help="machine-readable output")
     tok.set_defaults(func=cmd_tokenize)
+
+    add = _sub(sub, "add-model", help="add a model to a trained selector, without retraining",
+               description="Learn a new model's token with the selector's network frozen, from probe datasets on "
+                           "which the zoo and the new model are ranked by transferability estimators (one forward "
+                           "pass of every zoo model per probe dataset, cached). Updates the selector folder in "
+                           "place: the token first, then zoo.json, each written atomically.",
+               examples="  hf-spider add-model org/new-vit --selector ./spider-vision "
+                        "--probe-dataset bundled:fashion-mnist\n"
+                        "  hf-spider add-model ./my-model --selector ./sel --probe-dataset org/ds1 --probe-dataset "
+                        "org/ds2 --write-token")
+    add.add_argument("model", help="the new model (Hub id or folder)")
+    add.add_argument("--selector", required=True, help="a saved selector folder (updated in place)")
+    add.add_argument("--probe-dataset", action="append", required=True,
+                     help="a labelled dataset to probe with (repeatable; Hub id, folder or bundled:<name>)")
+    add.add_argument("--estimator", action="append", help="estimator(s) ranking the probe tasks "
+                                                          "(repeatable; default: logme, nleep, hscore)")
+    add.add_argument("--model-revision", help="commit sha of the new model, recorded in zoo.json")
+    add.add_argument("--write-token", action="store_true", help="also write the token into the model's repo")
+    add.add_argument("--create-pr", action="store_true", help="with --write-token: open a pull request")
+    add.add_argument("--json", action="store_true", help="machine-readable output")
+    add.set_defaults(func=cmd_add_model)
 
     info = _sub(sub, "info", help="describe a selector, or list what is bundled",
                 description="Without an argument: the bundled selectors and sample datasets. With a selector: its "

@@ -11,6 +11,7 @@ import hashlib
 import logging
 import re
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
@@ -58,7 +59,11 @@ def load_split(dataset: Any, *, split: str | None = None, revision: str | None =
     import datasets
 
     if isinstance(dataset, str):
-        dataset = datasets.load_dataset(dataset, revision=revision)
+        saved = Path(dataset)
+        if (saved / "state.json").is_file() or (saved / "dataset_dict.json").is_file():  # Dataset.save_to_disk
+            dataset = datasets.load_from_disk(dataset)
+        else:
+            dataset = datasets.load_dataset(dataset, revision=revision)
     if isinstance(dataset, (datasets.DatasetDict, datasets.IterableDatasetDict)):
         if split is None:
             split = "train" if "train" in dataset else next(iter(dataset))

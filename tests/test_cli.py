@@ -129,3 +129,29 @@ def test_bench_runs_a_repository_benchmark(capfd, monkeypatch, tmp_path):
     monkeypatch.setattr(cli, "SPACE_LOGIC", tmp_path / "examples" / "space" / "logic.py")  # not a checkout
     assert main(["bench", "hubzoo"]) == 2
     assert "run from a checkout" in capfd.readouterr().err
+
+
+def test_add_model_updates_a_selector_folder(text_zoo, tmp_path, capsys):
+    """`hf-spider add-model`: probe with a labelled dataset, learn the token, update zoo.json in place."""
+    from conftest import MINILM
+    from synthetic import planted_tasks
+
+    from hf_spider import FitnessConfig, SelectorConfig, SpiderSelector, TrainingConfig
+
+    zoo = [str(p) for p in text_zoo[:3]]
+    config = SelectorConfig(name="t/cli-add", modality="text", task_encoder=MINILM, shots_per_class=6,
+                            fitness=FitnessConfig(task_dim=384, token_dim=8, num_heads=2, num_layers=1))
+    SpiderSelector.train(planted_tasks(8, num_models=3, task_dim=384), config=config, zoo=zoo,
+                         training=TrainingConfig(epochs=1), verbose=False).save_pretrained(tmp_path / "sel")
+    from conftest import text_dataset
+
+    text_dataset(6).save_to_disk(str(tmp_path / "probe"))  # a probe dataset on disk, as a user would pass it
+    code = main(["add-model", str(text_zoo[3]), "--selector", str(tmp_path / "sel"), "--probe-dataset",
+                 "bundled:nope", "--json"])
+    assert code == 2 and "No bundled dataset" in capsys.readouterr().err
+    code = main(["add-model", str(text_zoo[3]), "--selector", str(tmp_path / "sel"), "--probe-dataset",
+                 str(tmp_path / "probe"), "--estimator", "logme", "--estimator", "hscore", "--json"])
+    out = json.loads(capsys.readouterr().out)
+    assert code == 0 and out["zoo_size"] == 4 and out["probe_tasks"] == 1
+    reloaded = SpiderSelector.from_pretrained(tmp_path / "sel", token_source="mirror")
+    assert reloaded.model_ids[-1] == str(text_zoo[3])
