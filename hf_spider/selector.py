@@ -166,7 +166,7 @@ class SpiderSelector(
             return self.label_name_token(names)
         sample = self._sample(dataset, split=split, input_column=input_column, label_column=label_column, seed=seed,
                               revision=revision)
-        return self.task_encoder.encode(sample, verbose=verbose)
+        return self._sample_token(sample, verbose=verbose)
 
     def label_name_token(self, label_names: list[str]) -> TaskToken:
         """A task token from class names alone (for selectors with ``task_token_kind="label_names"``)."""
@@ -236,10 +236,7 @@ class SpiderSelector(
             return self.rank_task(task, top_k=top_k, dataset_name=name, start=start)
         sample = self._sample(dataset, split=split, input_column=input_column, label_column=label_column, seed=seed,
                               revision=revision)
-        if self.config.task_token_kind == "label_names":
-            task = self.label_name_token(sample.label_names)  # the sample's classes, to align with PTM prototypes
-        else:
-            task = self.task_encoder.encode(sample, verbose=verbose)
+        task = self._sample_token(sample, verbose=verbose)
         base = torch.as_tensor(self.score(task))
         top = torch.argsort(base, descending=True)[: min(k, len(base))]
         ptm = {int(i): self._ptm_prototypes(int(i), sample, verbose=verbose) for i in top}  # k forward passes
@@ -259,6 +256,13 @@ class SpiderSelector(
                 f"{sample.modality}s. Use a {sample.modality} selector, or pass the right `input_column=`."
             )
         return sample
+
+    def _sample_token(self, sample: TaskSample, *, verbose: bool) -> TaskToken:
+        """The task token of an already-drawn sample. Label-name selectors use the *sample's* classes, so the token
+        lines up class by class with anything else computed from the same sample (PTM prototypes, estimators)."""
+        if self.config.task_token_kind == "label_names":
+            return self.label_name_token(sample.label_names)
+        return self.task_encoder.encode(sample, verbose=verbose)
 
     def _ptm_prototypes(self, index: int, sample: TaskSample, *, verbose: bool) -> torch.Tensor:
         """Class prototypes of the task in zoo model ``index``'s own feature space (cached). ``(C, w)``."""

@@ -6,6 +6,7 @@ aggregate of cheap transferability estimators). Only the *order* of the performa
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import logging
 from dataclasses import dataclass, field
@@ -126,6 +127,21 @@ class TrainingResult:
     val_tasks: list[str] = field(default_factory=list)
 
 
+@contextlib.contextmanager
+def eval_mode(module: torch.nn.Module, *, frozen: bool = False):
+    """Run ``module`` in eval mode (and with its parameters frozen if asked), restoring both afterwards."""
+    was_training, grads = module.training, [p.requires_grad for p in module.parameters()]
+    module.eval()
+    if frozen:
+        module.requires_grad_(False)
+    try:
+        yield module
+    finally:
+        for p, g in zip(module.parameters(), grads):
+            p.requires_grad_(g)
+        module.train(was_training)
+
+
 def evaluate(
     fitness: FitnessNetwork, model_tokens: torch.Tensor, tasks: list[TrainingTask], *, rerank_k: int = 0
 ) -> float:
@@ -153,25 +169,20 @@ def rerank_task(
     top = torch.tensor([int(m) for m in order if int(m) in task.ptm_prototypes][:k], dtype=torch.long)
     if len(top) == 0:
         return base
-    was_training = fitness.training
-    fitness.eval()
     protos = task.prototypes.unsqueeze(0)
-    extra, mask = fitness.ptm_tokens([{int(m): task.ptm_prototypes[int(m)] for m in top}], len(base),
-                                     protos.shape[1])
-    rescored = fitness(model_tokens, protos, None, extra, mask)[0]
-    fitness.train(was_training)
+    with eval_mode(fitness):
+        extra, mask = fitness.ptm_tokens([{int(m): task.ptm_prototypes[int(m)] for m in top}], len(base),
+                                         protos.shape[1])
+        rescored = fitness(model_tokens, protos, None, extra, mask)[0]
     return merge_rerank(base, rescored, top)
 
 
 @torch.no_grad()
 def score_tasks(fitness: FitnessNetwork, model_tokens: torch.Tensor, prototypes: list[torch.Tensor]) -> torch.Tensor:
     """Scores ``(T, M)`` of every model on every task, token-only, in eval mode, one batched call."""
-    was_training = fitness.training
-    fitness.eval()
     batch, mask = pad_prototypes(prototypes)
-    scores = fitness(model_tokens, batch, mask)
-    fitness.train(was_training)
-    return scores
+    with eval_mode(fitness):
+        return fitness(model_tokens, batch, mask)
 
 
 def split_tasks(tasks: list[TrainingTask], val_fraction: float, seed: int) -> tuple[list, list]:
@@ -307,9 +318,7 @@ def fit_model_token(
     batch, mask = pad_prototypes([t.prototypes for t in probe_tasks])
     targets = torch.stack([t.performance for t in probe_tasks])  # (T, M + 1)
     frozen = model_tokens.detach()
-    was_training, grads = fitness.training, [p.requires_grad for p in fitness.parameters()]
-    fitness.eval().requires_grad_(False)
-    try:
+    with eval_mode(fitness, frozen=True):
         zoo_scores = fitness(frozen, batch, mask)  # (T, M), constant
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(seed)
@@ -323,10 +332,6 @@ def fit_model_token(
                 opt.zero_grad()
                 losses.sum().backward()
                 opt.step()
-    finally:
-        for p, g in zip(fitness.parameters(), grads):
-            p.requires_grad_(g)
-        fitness.train(was_training)
     return candidates[losses.argmin()].detach().clone()
 
 

@@ -70,8 +70,7 @@ class ZooMixin:
         revisions = {e.model_id: e.revision for e in self.zoo} | {model_id: revision}
         for i, dataset in enumerate(datasets):  # a handful of probe datasets
             sample = self._sample(dataset)
-            token = (self.label_name_token(sample.label_names) if self.config.task_token_kind == "label_names"
-                     else self.task_encoder.encode(sample, verbose=verbose))
+            token = self._sample_token(sample, verbose=verbose)
             perf = approximate_performance([*self.model_ids, model_id], sample, estimators=estimators,
                                            revision=revisions, verbose=verbose)
             tasks.append(TrainingTask(f"probe-{i}", token.prototypes, torch.as_tensor(perf)))
