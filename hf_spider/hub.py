@@ -19,7 +19,7 @@ from typing import Literal
 import torch
 
 from .errors import ArtifactError, HfSpiderError, InvalidInputError, TokenIntegrityError, ZooError
-from .tokens import TOKEN_FILENAME, atomic_write_bytes, atomic_write_text, parse_token
+from .tokens import TOKEN_FILENAME, atomic_write_bytes, parse_token
 
 logger = logging.getLogger(__name__)
 
@@ -191,10 +191,7 @@ def write_repo_files(
             raise ArtifactError(f"Refusing to write {name!r}: repo file names must be relative, without '..'.")
     if is_local(repo):
         for name, data in files.items():
-            if name.endswith((".md", ".json")):
-                atomic_write_text(Path(repo) / name, data.decode("utf-8"))
-            else:
-                atomic_write_bytes(Path(repo) / name, data)
+            atomic_write_bytes(Path(repo) / name, data)
         return str(repo)
     from huggingface_hub import CommitOperationAdd, HfApi
 
