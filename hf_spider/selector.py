@@ -24,7 +24,7 @@ from . import hub
 from .cards import selector_card
 from .config import SelectorConfig
 from .data import Modality, TaskSample, dataset_label_names, readable_label, sample_task
-from .errors import ArtifactError, InvalidInputError
+from .errors import ArtifactError, InvalidInputError, ZooError
 from .fitness import FitnessNetwork, merge_rerank
 from .ranking import RankedModel, Ranking
 from .tokens import (
@@ -32,7 +32,7 @@ from .tokens import (
     TaskToken,
     atomic_write_bytes,
     atomic_write_text,
-    class_prototypes,
+    standardized_prototypes,
     token_bytes,
     token_sha256,
 )
@@ -40,6 +40,9 @@ from .training import TrainingConfig, TrainingTask, train_spider
 from .zoo import ZooMixin
 
 logger = logging.getLogger(__name__)
+
+RERANK_TOLERANCE = 0.005  # validation tau a deeper default re-rank must gain (~ the spread between training seeds)
+
 
 class SpiderSelector(
     ZooMixin,
@@ -123,6 +126,9 @@ class SpiderSelector(
             "validation weighted tau": round(result.best_val_tau, 4),
             **{k: v for k, v in asdict(training or TrainingConfig()).items()},
         }
+        if result.rerank_val_tau:
+            config.rerank_k = result.best_rerank_k(RERANK_TOLERANCE)
+            config.training["validation weighted tau by rerank k"] = result.rerank_val_tau
         task_type = f"{config.modality}-classification"
         revisions = revisions or {}
         entries = [
@@ -269,8 +275,15 @@ class SpiderSelector(
         from .features import extract_features
 
         entry = self.zoo[index]
-        features = extract_features(entry.model_id, sample, revision=entry.revision, verbose=verbose).features
-        return class_prototypes(torch.as_tensor(features), sample.labels, sample.num_classes)
+        try:
+            features = extract_features(entry.model_id, sample, revision=entry.revision, verbose=verbose).features
+        except OSError as err:  # Transformers' and huggingface_hub's "cannot load / not cached / offline" errors
+            raise ZooError(
+                f"Re-ranking runs the top models, and {entry.model_id!r} could not be loaded ({err}). Rank with "
+                "rerank=0 (CLI: --rerank 0) for the token-only ranking, or make the model reachable (network, a "
+                "pre-filled HF cache, or a local folder)."
+            ) from err
+        return standardized_prototypes(torch.as_tensor(features), sample.labels, sample.num_classes)
 
     def rank_task(
         self, task: TaskToken, *, top_k: int | None = None, dataset_name: str = "task", start: float | None = None

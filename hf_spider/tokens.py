@@ -75,6 +75,18 @@ def class_prototypes(features: torch.Tensor, labels: torch.Tensor | np.ndarray, 
     return sums / counts
 
 
+def standardized_prototypes(features: torch.Tensor, labels: torch.Tensor | np.ndarray, num_classes: int
+                            ) -> torch.Tensor:
+    """Class means of features z-scored over the task sample: the re-ranking stage's input from one zoo model.
+
+    Plain means lose how far apart the classes are *relative to* the spread of that model's features; z-scoring per
+    dimension first keeps that ratio (a Fisher-style separability cue), comparable across models and widths.
+    """
+    features = torch.as_tensor(features, dtype=torch.float32)
+    z = (features - features.mean(0)) / features.std(0, correction=0).clamp_min(1e-6)
+    return class_prototypes(z, labels, num_classes)
+
+
 class TaskEncoder:
     """The frozen generic encoder that turns a task sample into a [`TaskToken`].
 

@@ -125,6 +125,15 @@ class TrainingResult:
     history: list[dict[str, float]] = field(default_factory=list)
     train_tasks: list[str] = field(default_factory=list)
     val_tasks: list[str] = field(default_factory=list)
+    rerank_val_tau: list[float] = field(default_factory=list)  # validation tau at k = 0, 1, ... (re-ranking trained)
+
+    def best_rerank_k(self, tolerance: float = 0.0) -> int:
+        """The smallest re-ranking depth whose validation tau is within ``tolerance`` of the best one: each k costs
+        k forward passes of zoo models, so a depth must earn its cost."""
+        if not self.rerank_val_tau:
+            return 0
+        taus = np.asarray(self.rerank_val_tau)
+        return int(np.flatnonzero(taus >= taus.max() - tolerance)[0])
 
 
 @contextlib.contextmanager
@@ -260,6 +269,10 @@ def train_spider(
                 break
     fitness.load_state_dict(best[2][0])
     fitness.eval()
+    sweep = []
+    if config.rerank_prob > 0 and val_tasks:
+        # the default depth is chosen here, on validation tasks, never on the tasks a benchmark reports
+        sweep = [round(evaluate(fitness, best[2][1], val_tasks, rerank_k=k), 4) for k in range(num_models + 1)]
     return TrainingResult(
         fitness=fitness,
         model_tokens=best[2][1],
@@ -268,6 +281,7 @@ def train_spider(
         history=history,
         train_tasks=[t.name for t in tasks],
         val_tasks=[t.name for t in val_tasks],
+        rerank_val_tau=sweep,
     )
 
 

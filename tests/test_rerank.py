@@ -38,6 +38,9 @@ def test_reranking_recovers_what_tokens_cannot_know():
     taus = {k: evaluate(result.fitness, result.model_tokens, held_out, rerank_k=k) for k in (0, 3, 8)}
     assert taus[8] > taus[3] > taus[0] + 0.05, taus
     assert np.isfinite(list(taus.values())).all()
+    # the default depth is picked on the trainer's own validation split: k = 0..M, deep re-ranking wins here too
+    assert len(result.rerank_val_tau) == 9 and result.best_rerank_k() >= 3, result.rerank_val_tau
+    assert result.best_rerank_k(tolerance=1.0) == 0  # any depth within tolerance: the cheapest wins
 
 
 def test_selector_rank_with_rerank_runs_k_forward_passes(text_zoo, monkeypatch):
