@@ -10,6 +10,7 @@ small attention fitness network trained to rank a zoo.
 """
 
 from .bundled import bundled_selector, list_bundled
+from .cold_start import cold_start_token, linear_cka
 from .config import SelectorConfig
 from .data import TaskSample, sample_task
 from .errors import (
@@ -35,7 +36,7 @@ __all__ = [
     "SpiderSelector", "SelectorConfig", "Ranking", "RankedModel",
     "TaskEncoder", "TaskToken", "TaskSample", "sample_task",
     "FitnessConfig", "FitnessNetwork", "TrainingConfig", "TrainingTask", "listmle_loss", "train_spider",
-    "fit_model_token",
+    "fit_model_token", "cold_start_token", "linear_cka",
     "extract_features", "Features", "ESTIMATORS", "get_estimator", "aggregate_rankings",
     "score_models", "ScoreTable", "approximate_performance",
     "bundled_selector", "list_bundled",

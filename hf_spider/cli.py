@@ -37,6 +37,9 @@ def _selector(name_or_path: str | None, *, modality: str | None, revision: str |
 
     if name_or_path is None:
         name_or_path = f"hubzoo-{modality or 'image'}"
+    if name_or_path.startswith("bundled:"):  # the same spelling as bundled datasets
+        name_or_path = name_or_path.split(":", 1)[1]
+        bundled_selector(name_or_path)  # an unknown name fails here, listing the bundled ones
     if name_or_path in list_bundled():
         return SpiderSelector.from_pretrained(bundled_selector(name_or_path), token_source="mirror")
     return SpiderSelector.from_pretrained(name_or_path, revision=revision, token_source=token_source)
@@ -75,7 +78,8 @@ def cmd_rank(args: argparse.Namespace) -> int:
     selector = _selector(args.selector, modality=_modality(dataset) if args.selector is None else None,
                          revision=args.revision, token_source=args.token_source)
     ranking = selector.rank(dataset, split=args.split, input_column=args.input_column,
-                            label_column=args.label_column, top_k=args.top_k, verbose=not (args.json or args.quiet))
+                            label_column=args.label_column, top_k=args.top_k, rerank=args.rerank,
+                            verbose=not (args.json or args.quiet))
     if args.json:
         _print_json(ranking.to_dict())
     elif args.markdown:
@@ -111,14 +115,23 @@ def cmd_add_model(args: argparse.Namespace) -> int:
         raise HfSpiderError(f"--selector must be a saved selector folder to update in place, got {args.selector!r}; "
                             "save a Hub selector first (SpiderSelector.from_pretrained(id).save_pretrained(folder)).")
     selector = SpiderSelector.from_pretrained(args.selector, token_source="mirror")
-    datasets = [_dataset(ref) for ref in args.probe_dataset]
-    probes = selector.probe_tasks(args.model, datasets, estimators=tuple(args.estimator or ("logme", "nleep",
-                                                                                            "hscore")),
-                                  revision=args.model_revision, verbose=not args.json)
-    entry = selector.add_model(args.model, probe_tasks=probes, revision=args.model_revision,
+    if bool(args.probe_dataset) == bool(args.cold_start):
+        raise HfSpiderError("Give --probe-dataset (learn the token from estimator-ranked probe tasks) or --cold-start "
+                            "(place it by representation similarity on one probe dataset), not both or neither.")
+    if args.cold_start:
+        token = selector.cold_start_token(args.model, _dataset(args.cold_start), revision=args.model_revision,
+                                          verbose=not args.json)
+        probes = []
+    else:
+        probes = selector.probe_tasks(args.model, [_dataset(ref) for ref in args.probe_dataset],
+                                      estimators=tuple(args.estimator or ("logme", "nleep", "hscore")),
+                                      revision=args.model_revision, verbose=not args.json)
+        token = None
+    entry = selector.add_model(args.model, probe_tasks=probes or None, token=token, revision=args.model_revision,
                                save_directory=args.selector)
     result = {"model_id": entry.model_id, "token_sha256": entry.token_sha256, "selector": args.selector,
-              "zoo_size": len(selector.zoo), "probe_tasks": len(probes)}
+              "zoo_size": len(selector.zoo), "probe_tasks": len(probes),
+              "method": "cold-start" if args.cold_start else "probe-tasks"}
     if args.write_token:
         result["token_written_to"] = selector.write_token(args.model, create_pr=args.create_pr)
     if args.json:
@@ -267,6 +280,8 @@ def build_parser() -> argparse.ArgumentParser:
     rank.add_argument("dataset", help="Hub dataset id, local folder, or bundled:<name> (see `hf-spider info`)")
     _dataset_flags(rank)
     rank.add_argument("--top-k", type=int, default=10, help="models to show (default: 10)")
+    rank.add_argument("--rerank", type=int, metavar="K", help="re-rank the top K with forward passes of those models "
+                                                              "(default: the selector's rerank_k; 0 = tokens only)")
     _output_flags(rank, markdown=True)
     rank.set_defaults(func=cmd_rank)
 
@@ -293,11 +308,15 @@ def build_parser() -> argparse.ArgumentParser:
                examples="  hf-spider add-model org/new-vit --selector ./spider-vision "
                         "--probe-dataset bundled:fashion-mnist\n"
                         "  hf-spider add-model ./my-model --selector ./sel --probe-dataset org/ds1 --probe-dataset "
-                        "org/ds2 --write-token")
+                        "org/ds2 --write-token\n"
+                        "  hf-spider add-model ./my-model --selector ./sel --cold-start bundled:fashion-mnist")
     add.add_argument("model", help="the new model (Hub id or folder)")
     add.add_argument("--selector", required=True, help="a saved selector folder (updated in place)")
-    add.add_argument("--probe-dataset", action="append", required=True,
+    add.add_argument("--probe-dataset", action="append",
                      help="a labelled dataset to probe with (repeatable; Hub id, folder or bundled:<name>)")
+    add.add_argument("--cold-start", metavar="DATASET",
+                     help="instead of --probe-dataset: no labels, no training; the token is the CKA-weighted mean of "
+                          "the most similar zoo models' tokens on this probe dataset")
     add.add_argument("--estimator", action="append", help="estimator(s) ranking the probe tasks "
                                                           "(repeatable; default: logme, nleep, hscore)")
     add.add_argument("--model-revision", help="commit sha of the new model, recorded in zoo.json")

@@ -13,7 +13,7 @@ import torch
 
 from . import hub
 from .cards import with_token_section
-from .errors import ArtifactError, ZooError
+from .errors import ArtifactError, InvalidInputError, ZooError
 from .tokens import TOKEN_FILENAME, atomic_write_bytes, atomic_write_text, token_bytes, token_sha256
 from .training import TrainingTask, fit_model_token
 
@@ -76,22 +76,49 @@ class ZooMixin:
             tasks.append(TrainingTask(f"probe-{i}", token.prototypes, torch.as_tensor(perf)))
         return tasks
 
+    def cold_start_token(
+        self,
+        model_id: str,
+        probe_dataset: Any,
+        *,
+        revision: str | None = None,
+        neighbours: int = 3,
+        verbose: bool = True,
+    ) -> torch.Tensor:
+        """A token for ``model_id`` from how it represents a fixed probe set, without labels or optimisation: the
+        CKA-weighted mean of its nearest zoo models' tokens (see [`cold_start.cold_start_token`]).
+
+        Costs one forward pass of the new model over the probe sample, plus one per zoo model the first time (cached
+        on disk). The probe dataset's labels, if any, only balance the sample; their values are never read.
+        """
+        from .cold_start import cold_start_token
+        from .features import extract_features
+
+        sample = self._sample(probe_dataset)
+        zoo_features = [torch.as_tensor(extract_features(e.model_id, sample, revision=e.revision,
+                                                         verbose=verbose).features) for e in self.zoo]
+        new = torch.as_tensor(extract_features(model_id, sample, revision=revision, verbose=verbose).features)
+        return cold_start_token(new, zoo_features, self.model_tokens, neighbours=neighbours)
+
     def add_model(
         self,
         model_id: str,
         *,
-        probe_tasks: list[TrainingTask],
+        probe_tasks: list[TrainingTask] | None = None,
+        token: torch.Tensor | None = None,
         revision: str | None = None,
         save_directory: str | Path | None = None,
         steps: int = 300,
         seed: int = 0,
     ) -> hub.ZooEntry:
-        """Add a model to the zoo without retraining: learn its token with the fitness network frozen.
+        """Add a model to the zoo without retraining: learn its token with the fitness network frozen (from
+        ``probe_tasks``), or take a ready one (``token``, e.g. from [`cold_start_token`]). Give exactly one.
 
         Args:
             model_id: The new model (Hub id or folder).
             probe_tasks: Tasks whose ``performance`` ranks the current zoo *and* the new model (``M + 1`` entries,
                 the new model last): measured accuracies, or aggregated estimator scores from [`probe_tasks`].
+            token: A ``(token_dim,)`` token computed elsewhere.
             revision: Commit sha of the new model, recorded in ``zoo.json``.
             save_directory: A saved selector folder to update in place: the token is written first, then
                 ``zoo.json`` is replaced atomically, so the folder is valid at every instant.
@@ -103,7 +130,15 @@ class ZooMixin:
         """
         if model_id in self.model_ids:
             raise ZooError(f"{model_id!r} is already in the zoo; nothing to add.")
-        token = fit_model_token(self.fitness, self.model_tokens, probe_tasks, steps=steps, seed=seed)
+        if (probe_tasks is None) == (token is None):
+            raise InvalidInputError("add_model needs exactly one of probe_tasks= (learn the token) or token= (e.g. "
+                                    "selector.cold_start_token(model_id, probe_dataset)).")
+        if token is None:
+            token = fit_model_token(self.fitness, self.model_tokens, probe_tasks, steps=steps, seed=seed)
+        elif token.shape != (self.config.fitness.token_dim,) or not torch.isfinite(token).all():
+            raise InvalidInputError(f"token must be a finite ({self.config.fitness.token_dim},) tensor, got shape "
+                                    f"{tuple(token.shape)}.")
+        token = token.detach().float()
         entry = hub.ZooEntry(model_id=model_id, revision=revision, task_type=f"{self.config.modality}-classification",
                              token_sha256=token_sha256(token), mirror=hub.mirror_name(model_id))
         if save_directory is not None:

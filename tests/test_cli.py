@@ -155,3 +155,16 @@ def test_add_model_updates_a_selector_folder(text_zoo, tmp_path, capsys):
     assert code == 0 and out["zoo_size"] == 4 and out["probe_tasks"] == 1
     reloaded = SpiderSelector.from_pretrained(tmp_path / "sel", token_source="mirror")
     assert reloaded.model_ids[-1] == str(text_zoo[3])
+    code = main(["add-model", str(text_zoo[3]), "--selector", str(tmp_path / "sel"), "--json"])
+    assert code == 2 and "--probe-dataset" in capsys.readouterr().err  # neither way to place it: refused
+
+
+def test_rank_rerank_with_unreachable_zoo_models_says_use_rerank_0(capsys, monkeypatch):
+    # the bundled SpiderBench selector's zoo lives in a benchmark checkout: re-ranking must fail with the way out
+    from huggingface_hub import constants
+
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", True)  # fail fast instead of retrying an unreachable Hub
+    code = main(["rank", "bundled:fashion-mnist", "--selector", "bundled:spiderbench-image", "--rerank", "1",
+                 "--quiet"])
+    assert code == 2
+    assert "--rerank 0" in capsys.readouterr().err
