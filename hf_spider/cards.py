@@ -96,6 +96,7 @@ def selector_card(
     num_layers: int,
     zoo: list[dict[str, Any]],
     training: dict[str, Any] | None = None,
+    rerank_k: int | None = None,
 ) -> ModelCard:
     """Render the selector's model card (``library_name: hf-spider``, tags, the zoo, how it was trained)."""
     data = ModelCardData(
@@ -117,4 +118,5 @@ def selector_card(
         num_layers=num_layers,
         zoo=zoo_rows,
         training=training or {},
+        rerank_k=rerank_k,
     )

@@ -320,6 +320,7 @@ class SpiderSelector(
             task_token_kind=self.config.task_token_kind, shots_per_class=self.config.shots_per_class,
             token_dim=self.config.fitness.token_dim, num_layers=self.config.fitness.num_layers,
             zoo=[asdict(e) for e in self.zoo], training=self.config.training,
+            rerank_k=self.config.rerank_k if self.config.fitness.ptm_widths else None,
         )
         atomic_write_text(save_directory / "README.md", str(card))
 

@@ -43,7 +43,7 @@ def test_reranking_recovers_what_tokens_cannot_know():
     assert result.best_rerank_k(tolerance=1.0) == 0  # any depth within tolerance: the cheapest wins
 
 
-def test_selector_rank_with_rerank_runs_k_forward_passes(text_zoo, monkeypatch):
+def test_selector_rank_with_rerank_runs_k_forward_passes(text_zoo, monkeypatch, tmp_path):
     from conftest import MINILM, text_dataset
     from synthetic import planted_tasks
 
@@ -75,6 +75,10 @@ def test_selector_rank_with_rerank_runs_k_forward_passes(text_zoo, monkeypatch):
     assert [m.reranked for m in ranking] == [True, True, False, False]
     assert {m.model_id for m in ranking[:2]} == {m.model_id for m in base[:2]}
     assert [m.model_id for m in ranking[2:]] == [m.model_id for m in base[2:]]
+    sweep = selector.config.training["validation weighted tau by rerank k"]
+    assert len(sweep) == len(zoo) + 1 and 0 <= selector.config.rerank_k <= len(zoo)
+    selector.save_pretrained(tmp_path / "sel")
+    assert f"default k = {selector.config.rerank_k} " in (tmp_path / "sel" / "README.md").read_text()
 
     plain = SpiderSelector.train(tasks, config=SelectorConfig(name="t/plain", modality="text", task_encoder=MINILM,
                                                               fitness=FitnessConfig(task_dim=384, token_dim=8,
