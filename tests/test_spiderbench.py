@@ -129,16 +129,15 @@ def test_target_splits_do_not_share_images():
 
 
 def test_bundled_selector_ranks_the_spiderbench_zoo():
+    """The shipped SpiderBench selector ranks a bundled dataset end to end, offline (its encoder is converted from
+    the pip-installed Lite0 weights)."""
     from benchmarks.spiderbench.build_zoo import ZOO
-    from benchmarks.spiderbench.train_selector import BUNDLE_DIR
+    from hf_spider import SpiderSelector, bundled_selector
+    from hf_spider.bundled import bundled_dataset
 
-    if not (BUNDLE_DIR / "config.json").is_file():
-        pytest.skip("bundled SpiderBench selector not built")
-    from hf_spider.selector import SpiderSelector
-    from hf_spider.tokens import TaskToken
-
-    selector = SpiderSelector.from_pretrained(str(BUNDLE_DIR), token_source="mirror")
+    selector = SpiderSelector.from_pretrained(bundled_selector("spiderbench-image"), token_source="mirror")
     assert selector.model_ids == [f"spiderbench/{m}" for m in ZOO]
-    token = TaskToken(torch.rand(3, 1280), ["a", "b", "c"], "spiderbench/efficientnet-lite0-64px")
-    scores = selector.score(token)
-    assert scores.shape == (len(ZOO),) and np.isfinite(scores).all()
+    assert selector.config.fitness.ptm_widths and 0 <= selector.config.rerank_k <= len(ZOO)
+    ranking = selector.rank(bundled_dataset("fashion-mnist"), rerank=0, verbose=False)
+    assert sorted(m.model_id for m in ranking) == sorted(selector.model_ids)
+    assert all(np.isfinite(m.score) for m in ranking)

@@ -33,7 +33,9 @@ LABEL_ESTIMATORS = ["leep", "nce", "gbc", "parc", "transrate"]  # the fast ones;
 LABEL_DIM = 128
 LABEL_SHOTS = 10  # images per class an estimator reads for a training task
 SELECTOR_NAME = "hf-spider/spiderbench-image"
-BUNDLE_DIR = HERE / "selector"  # small (≈0.6 MB); its task encoder is a converted work-dir model, so not bundled
+# shipped in the package (`bundled:spiderbench-image`): fitness network + tokens; its task encoder is converted from
+# the pip-installed Lite0 weights on first use (hf_spider.lite), so ranking with it needs no network
+BUNDLE_DIR = HERE.parents[1] / "hf_spider" / "bundled" / "spiderbench-image"
 
 
 def pool() -> tuple[np.ndarray, np.ndarray, list[str], list[str]]:
@@ -95,12 +97,18 @@ def labels_step() -> None:
             logger.info("labels: task %d/%d", t, len(tasks))
 
 
-def training_tasks():
+def training_tasks(rerank: bool = False, models: list[int] | None = None):
+    """The labelled training tasks; with ``rerank``, each also holds every zoo model's own class prototypes (the
+    re-ranking stage's input), from the same pool images as its task token. ``models`` keeps a subset of the zoo
+    (by index, in that order), with the labels aggregated over that subset only."""
     from hf_spider.estimators import aggregate_rankings
+    from hf_spider.tokens import standardized_prototypes
     from hf_spider.training import TrainingTask
 
     _, y, names, sources = pool()
     encoder = pool_features(TASK_ENCODER)["features"]
+    keep = list(range(len(ZOO))) if models is None else list(models)
+    zoo_features = [torch.from_numpy(pool_features(ZOO[m])["features"]) for m in keep] if rerank else []
     tasks = []
     for path in sorted((WORK / "train_labels").glob("task*.json")):
         rec = read_json(path)
@@ -108,24 +116,34 @@ def training_tasks():
             raise SystemExit(f"{path} was scored for another zoo; delete .work/train_labels and rerun `labels`.")
         classes = rec["classes"]
         protos = np.stack([encoder[y == c][:POOL_PER_CLASS].mean(0) for c in classes])  # (C, 1280)
-        perf = aggregate_rankings({k: np.asarray(v) for k, v in rec["scores"].items()})  # higher = better
+        perf = aggregate_rankings({k: np.asarray(v)[keep] for k, v in rec["scores"].items()})  # higher = better
         name = "train:" + "+".join(names[c] for c in classes)
-        tasks.append(TrainingTask(name, torch.from_numpy(protos), torch.as_tensor(perf, dtype=torch.float32)))
+        rows = np.concatenate([np.flatnonzero(y == c)[:POOL_PER_CLASS] for c in classes])
+        task_labels = np.repeat(np.arange(len(classes)), [min(POOL_PER_CLASS, int((y == c).sum())) for c in classes])
+        ptm = {m: standardized_prototypes(f[rows], task_labels, len(classes)) for m, f in enumerate(zoo_features)}
+        tasks.append(TrainingTask(name, torch.from_numpy(protos), torch.as_tensor(perf, dtype=torch.float32),
+                                  ptm_prototypes=ptm))
     return tasks
 
 
-def train_step(epochs: int, seed: int = 0, out_name: str | None = None) -> None:
+def ptm_widths() -> list[int]:
+    return sorted({int(pool_features(m)["features"].shape[1]) for m in ZOO})
+
+
+def train_step(epochs: int, seed: int = 0, out_name: str | None = None, rerank_prob: float = 0.0) -> None:
     """Train and save; the default run (seed 0, no ``out_name``) also writes the bundled copy."""
     from hf_spider.fitness import FitnessConfig
     from hf_spider.selector import SelectorConfig, SpiderSelector
     from hf_spider.training import TrainingConfig
 
-    tasks = training_tasks()
+    tasks = training_tasks(rerank=rerank_prob > 0)
     logger.info("%d training tasks", len(tasks))
     config = SelectorConfig(
         name=SELECTOR_NAME, modality="image", task_encoder=f"hf-spider/{TASK_ENCODER}", shots_per_class=16,
-        fitness=FitnessConfig(task_dim=1280, token_dim=64, num_heads=4, num_layers=2))
-    training = TrainingConfig(epochs=epochs, batch_size=16, lr=2e-3, patience=40, seed=seed)
+        fitness=FitnessConfig(task_dim=1280, token_dim=64, num_heads=4, num_layers=2,
+                              ptm_widths=ptm_widths() if rerank_prob > 0 else []))
+    training = TrainingConfig(epochs=epochs, batch_size=16, lr=2e-3, patience=40, seed=seed, rerank_prob=rerank_prob,
+                              rerank_max_k=len(ZOO))
     selector = SpiderSelector.train(tasks, config=config, zoo=[f"spiderbench/{m}" for m in ZOO], training=training,
                                     verbose=False)
     out = WORK / (out_name or "selector")
@@ -146,6 +164,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--epochs", type=int, default=300)
     parser.add_argument("--seed", type=int, default=0, help="train: seed (variance runs)")
     parser.add_argument("--out-name", help="train: save only to .work/<name>, not to the bundle")
+    parser.add_argument("--rerank-prob", type=float, default=0.5,
+                        help="train: share of batches trained with the re-ranking stage (0: token-only selector)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
     set_threads()
@@ -156,7 +176,7 @@ def main(argv: list[str] | None = None) -> None:
     elif args.step == "labels":
         labels_step()
     else:
-        train_step(args.epochs, args.seed, args.out_name)
+        train_step(args.epochs, args.seed, args.out_name, args.rerank_prob)
 
 
 if __name__ == "__main__":
