@@ -5,8 +5,12 @@
 
 Reads the measured ground truth and cached features under ``benchmarks/spiderbench/.work`` (build them with the
 scripts in ``benchmarks/spiderbench``, see its README), ranks the zoo on each target task with the trained
-selector and with every estimator, and writes ``benchmarks/RESULTS.md`` and ``benchmarks/results.json``
-(``{method: {task: {"weighted_tau", "pearson", "regret", "seconds"}}}``; regret in accuracy points 0–100).
+selector and with every estimator, then does the same for the text zoo (``benchmarks/spiderbench/text``) when its
+ground truth is built, and writes ``benchmarks/RESULTS.md`` and ``benchmarks/results.json``
+(``{method: {task: {"weighted_tau", "pearson", "regret", "seconds"}}}``; regret in accuracy points 0–100; text tasks
+are named ``text/<task>``). The measured ground truth itself goes to ``benchmarks/ground_truth.json`` (accuracy and
+chosen learning rate per task and model, with the command that measured it), so no one has to re-measure it to check
+a number.
 Seconds include forward passes: for the selector, loading the task encoder and encoding the train split; for an
 estimator, loading every zoo model and its forward pass over the same split (measured once, when the features were
 cached) plus the estimator itself. Estimator scores are cached per (task, estimator) under ``.work/estimator_scores``.
@@ -28,10 +32,10 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from benchmarks.spiderbench.build_zoo import ZOO  # noqa: E402
-from benchmarks.spiderbench.common import FEATURE_DIR, GT_DIR, WORK, ZOO_DIR, read_json, write_json  # noqa: E402
-from benchmarks.spiderbench.ground_truth import target_images  # noqa: E402
+from benchmarks.spiderbench.common import FEATURE_DIR, GT_DIR, WORK, read_json, write_json  # noqa: E402
+from benchmarks.spiderbench.rerank import rerank_scores, target_prototypes, target_ptm  # noqa: E402
 from benchmarks.spiderbench.tasks import TARGETS  # noqa: E402
-from benchmarks.spiderbench.train_selector import BUNDLE_DIR, TASK_ENCODER  # noqa: E402
+from benchmarks.spiderbench.train_selector import BUNDLE_DIR  # noqa: E402
 from hf_spider.evaluation import pearson, regret_at_k, weighted_tau  # noqa: E402
 
 logger = logging.getLogger("benchmarks.run")
@@ -45,21 +49,48 @@ def ground_truth(task: str) -> np.ndarray | None:
     return np.array([read_json(f)["accuracy"] for f in files])
 
 
-def spider_scores(selector, spec) -> tuple[np.ndarray, float]:
-    """Scores of the zoo and wall-clock seconds, from raw images: encoder load + forward + fitness network."""
-    from PIL import Image
+def export_ground_truth(path: Path) -> None:
+    """Every measured (task, model) result, image and text, in one committed JSON (per-pair files stay in .work)."""
+    from benchmarks.spiderbench.text.common import GT_DIR as TEXT_GT_DIR
 
-    from hf_spider.tokens import TaskEncoder, TaskToken, class_prototypes
+    out = {}
+    for side, root in (("image", GT_DIR), ("text", TEXT_GT_DIR)):
+        recs = [read_json(f) for f in sorted(root.glob("*/*.json"))]
+        if not recs:
+            continue
+        out[side] = {"protocol": sorted({str(r.get("protocol")) for r in recs}),
+                     "commands": sorted({str(r.get("command")) for r in recs}),
+                     "accuracy": {}, "chosen_lr": {}}
+        for r in recs:
+            out[side]["accuracy"].setdefault(r["task"], {})[r["model"]] = r["accuracy"]
+            out[side]["chosen_lr"].setdefault(r["task"], {})[r["model"]] = r.get("chosen_lr")
+    path.write_text(json.dumps(out, indent=1, sort_keys=True) + "\n")
 
-    x, y = target_images(spec)["train"]
-    images = [Image.fromarray(img) for img in x]
+
+def text_section(names: list[str]) -> tuple[dict, str]:
+    """The text zoo's results (task names prefixed ``text/``) and their markdown section; empty if not built."""
+    from benchmarks.spiderbench.text import report
+
+    results, tasks = report.text_results(names)
+    if not tasks:
+        logger.warning("text zoo: no target with complete ground truth; build it (benchmarks/spiderbench/text)")
+        return {}, ""
+    body = report.render(results, tasks, "python benchmarks/run.py (text side: text.report.text_results)")
+    prefixed = {m: {f"text/{t}": v for t, v in per_task.items()} for m, per_task in results.items()}
+    return prefixed, "\n## Text zoo\n\n" + body + (
+        "\nGround truth: fine-tuning (every weight but the word embeddings) with lr chosen on validation; see "
+        "`benchmarks/spiderbench/text/README.md`. LEEP and NCE cannot score the headless base model (ranked last).\n")
+
+
+def spider_scores(selector, spec) -> tuple[np.ndarray, float, object]:
+    """Scores of the zoo, wall-clock seconds (from raw images: encoder load + forward + fitness network) and the
+    task's prototypes."""
+    from hf_spider.tokens import TaskToken
+
     start = time.perf_counter()
-    encoder = TaskEncoder(str(ZOO_DIR / TASK_ENCODER), modality="image", batch_size=64)
-    feats = encoder.extractor(images, verbose=False)  # (N, 1280)
-    token = TaskToken(class_prototypes(feats, y, len(spec.classes)), [str(c) for c in spec.classes],
-                      encoder.model_id)
-    scores = selector.score(token)
-    return scores, time.perf_counter() - start
+    prototypes = target_prototypes(spec)
+    scores = selector.score(TaskToken(prototypes, [str(c) for c in spec.classes], selector.config.task_encoder))
+    return scores, time.perf_counter() - start, prototypes
 
 
 def estimator_scores(name: str, spec) -> tuple[np.ndarray, float]:
@@ -113,7 +144,7 @@ def render(results: dict, tasks: list[str], command: str, selector_info: dict, s
              "2 CPU cores shared with other jobs: times are noisy.",
              *([f"Not run (at 1280-d: 20–80 s per model and task here): {', '.join(skipped)}; "
                 "add them with `--estimators all`."] if skipped else []), "",
-             "## Mean over target tasks", "",
+             "## Image zoo: mean over target tasks", "",
              "| method | weighted τ | Pearson r | top-1 regret (acc. points) | seconds / task |",
              "|---|---|---|---|---|"]
     for m in order:
@@ -130,10 +161,27 @@ def render(results: dict, tasks: list[str], command: str, selector_info: dict, s
     return "\n".join(lines) + "\n"
 
 
+def render_sweep(sweep: dict[int, dict], tasks: list[str], val_tau: list[float]) -> str:
+    """Quality and time against the re-ranking depth k (k forward passes of zoo models)."""
+    lines = ["", "## Re-ranking depth k", "",
+             "k = 0 is the token-only ranking; k = M re-scores the whole zoo with each model's own features. "
+             "Validation τ is on the selector's validation tasks (estimator-aggregate labels), where the default k "
+             "is chosen; the other columns are the target tasks.", "",
+             "| k | validation weighted τ | target weighted τ | target top-1 regret | seconds / task |",
+             "|---|---|---|---|---|"]
+    for k, per_task in sweep.items():
+        mean = {key: float(np.nanmean([per_task[t][key] for t in tasks])) for key in ("weighted_tau", "regret",
+                                                                                       "seconds")}
+        val = _fmt(val_tau[k]) if k < len(val_tau) else "n/a"
+        lines.append(f"| {k} | {val} | {_fmt(mean['weighted_tau'])} | {mean['regret']:.1f} | {mean['seconds']:.1f} |")
+    return "\n".join(lines) + "\n"
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--estimators", nargs="*", default=DEFAULT_ESTIMATORS, help="registry names, or `all`")
     parser.add_argument("--selector", default=str(BUNDLE_DIR), help="selector folder (default: %(default)s)")
+    parser.add_argument("--no-text", action="store_true", help="skip the text zoo")
     parser.add_argument("--out", default=str(ROOT / "benchmarks"), help="where RESULTS.md and results.json go")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
@@ -147,7 +195,14 @@ def main(argv: list[str] | None = None) -> None:
     selector = SpiderSelector.from_pretrained(args.selector, token_source="mirror")
     if [e.model_id for e in selector.zoo] != [f"spiderbench/{m}" for m in ZOO]:
         raise SystemExit("The selector ranks a different zoo than build_zoo.ZOO; retrain it (train_selector train).")
-    results: dict[str, dict] = {"spider": {}, **{n: {} for n in names}}
+    can_rerank = bool(selector.config.fitness.ptm_widths)
+    # spider_rerank reports the depth with the best validation tau (chosen on validation tasks, never on targets);
+    # the shipped default (config.rerank_k) also asks a deeper depth to earn its forward passes, and may be 0.
+    val_sweep = selector.config.training.get("validation weighted tau by rerank k", [])
+    depth = int(np.argmax(val_sweep)) if val_sweep else selector.config.rerank_k
+    spiders = ["spider", "spider_rerank"] if can_rerank else ["spider"]
+    results: dict[str, dict] = {m: {} for m in [*spiders, *names]}
+    sweep: dict[int, dict[str, dict]] = {k: {} for k in range(len(ZOO) + 1)} if can_rerank else {}
     tasks = []
     for spec in TARGETS:
         gt = ground_truth(spec.name)
@@ -155,18 +210,35 @@ def main(argv: list[str] | None = None) -> None:
             logger.warning("%s: ground truth incomplete, skipped", spec.name)
             continue
         tasks.append(spec.name)
-        scores, seconds = spider_scores(selector, spec)
+        scores, seconds, prototypes = spider_scores(selector, spec)
         results["spider"][spec.name] = metrics(gt, scores, seconds)
+        if can_rerank:
+            ptm, forward = target_ptm(spec)
+            for k in sweep:
+                reranked, extra = rerank_scores(selector, prototypes, scores, ptm, forward, k)
+                sweep[k][spec.name] = metrics(gt, reranked, seconds + extra)
+            results["spider_rerank"][spec.name] = sweep[depth][spec.name]
         for n in names:
             scores, seconds = estimator_scores(n, spec)
             results[n][spec.name] = metrics(gt, scores, seconds)
         logger.info("%s: spider tau %.3f", spec.name, results["spider"][spec.name]["weighted_tau"])
     given = argv if argv is not None else sys.argv[1:]
-    command = "python benchmarks/run.py " + " ".join(shlex.quote(a) for a in given)
+    command = " ".join(["python benchmarks/run.py", *(shlex.quote(a) for a in given)])
     info = {k: selector.config.training.get(k) for k in ("training tasks", "validation tasks", "best epoch",
                                                           "validation weighted tau")}
+    info["spider_rerank depth k (best validation tau)"] = depth if can_rerank else "not trained"
+    info["shipped default rerank_k (validation, tolerance 0.005)"] = selector.config.rerank_k
     text = render(results, tasks, command, info, [n for n in ESTIMATORS if n not in names])
+    if can_rerank:
+        text += render_sweep(sweep, tasks, selector.config.training.get("validation weighted tau by rerank k", []))
+    if not args.no_text:
+        text_results, section = text_section(names)
+        for m, per_task in text_results.items():
+            results.setdefault(m, {}).update(per_task)
+        text += section
     out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    export_ground_truth(out / "ground_truth.json")
     (out / "RESULTS.md").write_text(text)
     (out / "results.json").write_text(json.dumps(results, indent=1, sort_keys=True, default=float) + "\n")
     print(text)
