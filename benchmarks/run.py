@@ -32,7 +32,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from benchmarks.spiderbench.build_zoo import ZOO  # noqa: E402
-from benchmarks.spiderbench.common import FEATURE_DIR, GT_DIR, WORK, read_json, write_json  # noqa: E402
+from benchmarks.spiderbench.common import FEATURE_DIR, GT_DIR, WORK, measured_accuracies, read_json, write_json  # noqa: E402
 from benchmarks.spiderbench.rerank import rerank_scores, target_prototypes, target_ptm  # noqa: E402
 from benchmarks.spiderbench.tasks import TARGETS  # noqa: E402
 from benchmarks.spiderbench.train_selector import BUNDLE_DIR  # noqa: E402
@@ -43,10 +43,7 @@ DEFAULT_ESTIMATORS = ["logme", "leep", "nce", "gbc", "parc", "transrate"]
 
 
 def ground_truth(task: str) -> np.ndarray | None:
-    files = [GT_DIR / task / f"{m}.json" for m in ZOO]
-    if not all(f.is_file() for f in files):
-        return None
-    return np.array([read_json(f)["accuracy"] for f in files])
+    return measured_accuracies(GT_DIR, task, ZOO)
 
 
 def export_ground_truth(path: Path) -> None:

@@ -22,7 +22,7 @@ import time
 import numpy as np
 
 from .build_zoo import ZOO
-from .common import FEATURE_DIR, GT_DIR, WORK, ZOO_DIR, read_json, set_threads, write_json
+from .common import FEATURE_DIR, GT_DIR, WORK, ZOO_DIR, read_json, record_ground_truth, set_threads
 from .finetune import accuracy, features_and_probs, load, train_top, trunk_outputs
 from .tasks import TARGETS, target_splits
 
@@ -68,19 +68,11 @@ def measure(spec, model_name: str, command: str) -> dict:
                                    batch_size=BATCH_SIZE, h_val=h_va, y_val=y_va)
         runs[str(lr)] = {"val_accuracy": history[-1], "val_history": history,
                          "test_accuracy": accuracy(tuned, h_te, y_te)}
-    chosen = max(LR_GRID, key=lambda lr: (runs[str(lr)]["val_accuracy"], -lr))
-    result = {
-        "task": spec.name, "model": model_name, "accuracy": runs[str(chosen)]["test_accuracy"],
-        "chosen_lr": chosen, "runs": runs, "epochs": EPOCHS, "batch_size": BATCH_SIZE,
-        "protocol": "top fine-tuning: last stage + head conv + new classifier, AdamW one-cycle; lr chosen on val",
-        "splits": {"train": len(y_tr), "val": len(y_va), "test": len(y_te)},
-        "forward_seconds_train_split": forward_seconds, "seconds": time.perf_counter() - start,
-        "command": command,
-    }
-    write_json(out, result)
-    logger.info("%s / %s: %.1f%% (lr %g) in %.0fs", spec.name, model_name, result["accuracy"], chosen,
-                result["seconds"])
-    return result
+    return record_ground_truth(
+        out, spec.name, model_name, runs, LR_GRID, start, epochs=EPOCHS, batch_size=BATCH_SIZE,
+        protocol="top fine-tuning: last stage + head conv + new classifier, AdamW one-cycle; lr chosen on val",
+        splits={"train": len(y_tr), "val": len(y_va), "test": len(y_te)},
+        forward_seconds_train_split=forward_seconds, command=command)
 
 
 def main(argv: list[str] | None = None) -> None:

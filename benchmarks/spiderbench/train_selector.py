@@ -15,13 +15,12 @@ from __future__ import annotations
 
 import argparse
 import logging
-import shutil
 
 import numpy as np
 import torch
 
 from .build_zoo import ZOO
-from .common import FEATURE_DIR, HERE, WORK, ZOO_DIR, read_json, set_threads, write_json
+from .common import FEATURE_DIR, HERE, WORK, ZOO_DIR, read_json, save_selector, set_threads, write_json
 from .finetune import features_and_probs, load, trunk_outputs
 from .tasks import POOL_PER_CLASS, sample_training_tasks, training_pool
 
@@ -146,16 +145,7 @@ def train_step(epochs: int, seed: int = 0, out_name: str | None = None, rerank_p
                               rerank_max_k=len(ZOO))
     selector = SpiderSelector.train(tasks, config=config, zoo=[f"spiderbench/{m}" for m in ZOO], training=training,
                                     verbose=False)
-    out = WORK / (out_name or "selector")
-    selector.save_pretrained(out)
-    if out_name:
-        logger.info("selector saved to %s; %s", out, config.training)
-        return
-    if BUNDLE_DIR.exists():
-        shutil.rmtree(BUNDLE_DIR)
-    selector.save_pretrained(BUNDLE_DIR)
-    size = sum(p.stat().st_size for p in BUNDLE_DIR.rglob("*") if p.is_file())
-    logger.info("selector saved to %s and %s (%d bytes); %s", out, BUNDLE_DIR, size, config.training)
+    save_selector(selector, WORK / (out_name or "selector"), None if out_name else BUNDLE_DIR)
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -21,7 +21,7 @@ import time
 
 import numpy as np
 
-from ..common import read_json, set_threads, write_json
+from ..common import read_json, record_ground_truth, set_threads, write_json
 from .build_zoo import ZOO
 from .common import FEATURE_DIR, GT_DIR, TEXT_WORK, ZOO_DIR
 from .models import encode, fine_tune, load_backbone
@@ -69,20 +69,12 @@ def measure(spec, model_name: str, command: str) -> dict:
     backbone, tokenizer = load_backbone(ZOO_DIR / model_name)
     runs = {str(lr): fine_tune(backbone, tokenizer, splits, len(spec.classes), lr=lr, epochs=EPOCHS, seed=0,
                                batch_size=BATCH_SIZE) for lr in LR_GRID}
-    chosen = max(LR_GRID, key=lambda lr: (runs[str(lr)]["val_accuracy"], -lr))
-    result = {
-        "task": spec.name, "model": model_name, "accuracy": runs[str(chosen)]["test_accuracy"],
-        "chosen_lr": chosen, "runs": runs, "epochs": EPOCHS, "batch_size": BATCH_SIZE, "max_length": 64,
-        "protocol": "fine-tuning of all weights but the word embeddings + new mean-pool linear classifier (10x lr), "
-                    "AdamW one-cycle; lr chosen on val",
-        "splits": {s: len(y) for s, (_, y) in splits.items()},
-        "forward_seconds_train_split": forward_seconds, "seconds": time.perf_counter() - start,
-        "command": command,
-    }
-    write_json(out, result)
-    logger.info("%s / %s: %.1f%% (lr %g) in %.0fs", spec.name, model_name, result["accuracy"], chosen,
-                result["seconds"])
-    return result
+    return record_ground_truth(
+        out, spec.name, model_name, runs, LR_GRID, start, epochs=EPOCHS, batch_size=BATCH_SIZE, max_length=64,
+        protocol="fine-tuning of all weights but the word embeddings + new mean-pool linear classifier (10x lr), "
+                 "AdamW one-cycle; lr chosen on val",
+        splits={s: len(y) for s, (_, y) in splits.items()}, forward_seconds_train_split=forward_seconds,
+        command=command)
 
 
 def main(argv: list[str] | None = None) -> None:

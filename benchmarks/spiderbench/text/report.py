@@ -20,7 +20,7 @@ import time
 
 import numpy as np
 
-from ..common import read_json, write_json
+from ..common import measured_accuracies, read_json, write_json
 from .build_zoo import ZOO
 from .common import BUNDLE_DIR, GT_DIR, TEXT_WORK, base_path
 from .ground_truth import target_features, target_texts
@@ -30,10 +30,7 @@ DEFAULT_ESTIMATORS = ["logme", "leep", "nce", "gbc", "parc", "transrate"]
 
 
 def ground_truth(task: str) -> np.ndarray | None:
-    files = [GT_DIR / task / f"{m}.json" for m in ZOO]
-    if not all(f.is_file() for f in files):
-        return None
-    return np.array([read_json(f)["accuracy"] for f in files])
+    return measured_accuracies(GT_DIR, task, ZOO)
 
 
 def spider_scores(selector, spec) -> tuple[np.ndarray, float]:

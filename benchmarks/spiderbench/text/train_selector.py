@@ -16,12 +16,11 @@ from __future__ import annotations
 
 import argparse
 import logging
-import shutil
 
 import numpy as np
 import torch
 
-from ..common import read_json, set_threads, write_json
+from ..common import read_json, save_selector, set_threads, write_json
 from .build_zoo import ZOO
 from .common import BUNDLE_DIR, FEATURE_DIR, TASK_ENCODER_ID, TEXT_WORK, ZOO_DIR, base_path
 from .models import encode
@@ -163,16 +162,7 @@ def train_step(epochs: int, seed: int = 0, out_name: str | None = None) -> None:
     training = TrainingConfig(epochs=epochs, batch_size=16, lr=2e-3, patience=40, seed=seed)
     selector = SpiderSelector.train(tasks, config=config, zoo=[f"spiderbench/{m}" for m in ZOO], training=training,
                                     verbose=False)
-    out = TEXT_WORK / (out_name or "selector")
-    selector.save_pretrained(out)
-    if out_name:
-        logger.info("selector saved to %s; %s", out, config.training)
-        return
-    if BUNDLE_DIR.exists():
-        shutil.rmtree(BUNDLE_DIR)
-    selector.save_pretrained(BUNDLE_DIR)
-    size = sum(p.stat().st_size for p in BUNDLE_DIR.rglob("*") if p.is_file())
-    logger.info("selector saved to %s and %s (%d bytes); %s", out, BUNDLE_DIR, size, config.training)
+    save_selector(selector, TEXT_WORK / (out_name or "selector"), None if out_name else BUNDLE_DIR)
 
 
 def main(argv: list[str] | None = None) -> None:
