@@ -118,19 +118,18 @@ def cmd_add_model(args: argparse.Namespace) -> int:
     if bool(args.probe_dataset) == bool(args.cold_start):
         raise HfSpiderError("Give --probe-dataset (learn the token from estimator-ranked probe tasks) or --cold-start "
                             "(place it by representation similarity on one probe dataset), not both or neither.")
+    probes, token = None, None
     if args.cold_start:
         token = selector.cold_start_token(args.model, _dataset(args.cold_start), revision=args.model_revision,
                                           verbose=not args.json)
-        probes = []
     else:
         probes = selector.probe_tasks(args.model, [_dataset(ref) for ref in args.probe_dataset],
                                       estimators=tuple(args.estimator or ("logme", "nleep", "hscore")),
                                       revision=args.model_revision, verbose=not args.json)
-        token = None
-    entry = selector.add_model(args.model, probe_tasks=probes or None, token=token, revision=args.model_revision,
+    entry = selector.add_model(args.model, probe_tasks=probes, token=token, revision=args.model_revision,
                                save_directory=args.selector)
     result = {"model_id": entry.model_id, "token_sha256": entry.token_sha256, "selector": args.selector,
-              "zoo_size": len(selector.zoo), "probe_tasks": len(probes),
+              "zoo_size": len(selector.zoo), "probe_tasks": len(probes or ()),
               "method": "cold-start" if args.cold_start else "probe-tasks"}
     if args.write_token:
         result["token_written_to"] = selector.write_token(args.model, create_pr=args.create_pr)
