@@ -32,11 +32,21 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from benchmarks.spiderbench.build_zoo import ZOO  # noqa: E402
-from benchmarks.spiderbench.common import FEATURE_DIR, GT_DIR, WORK, measured_accuracies, read_json, write_json  # noqa: E402
+from benchmarks.spiderbench.common import (  # noqa: E402
+    FEATURE_DIR,
+    GT_DIR,
+    WORK,
+    by_mean_tau,
+    cached_estimator_scores,
+    fmt,
+    mean_metric,
+    measured_accuracies,
+    ranking_metrics,
+    read_json,
+)
 from benchmarks.spiderbench.rerank import rerank_scores, target_prototypes, target_ptm  # noqa: E402
 from benchmarks.spiderbench.tasks import TARGETS  # noqa: E402
 from benchmarks.spiderbench.train_selector import BUNDLE_DIR  # noqa: E402
-from hf_spider.evaluation import pearson, regret_at_k, weighted_tau  # noqa: E402
 
 logger = logging.getLogger("benchmarks.run")
 DEFAULT_ESTIMATORS = ["logme", "leep", "nce", "gbc", "parc", "transrate"]
@@ -92,41 +102,15 @@ def spider_scores(selector, spec) -> tuple[np.ndarray, float, object]:
 
 def estimator_scores(name: str, spec) -> tuple[np.ndarray, float]:
     """Scores of the zoo by one estimator and its seconds (cached compute + every model's forward pass)."""
-    from hf_spider.estimators import get_estimator
-
-    cache = WORK / "estimator_scores" / spec.name / f"{name}.json"
     feats = [np.load(FEATURE_DIR / "targets" / spec.name / f"{m}.npz") for m in ZOO]
-    forward = float(sum(float(z["seconds"]) for z in feats))
-    if cache.is_file() and read_json(cache)["zoo"] == ZOO:
-        rec = read_json(cache)
-        return np.array(rec["scores"]), forward + rec["compute_seconds"]
-    fn = get_estimator(name)
-    start = time.perf_counter()
-    scores = [float(fn(z["features"].astype(np.float64), z["labels"],
-                       source_probs=z["source_probs"].astype(np.float64))) for z in feats]
-    compute = time.perf_counter() - start
-    write_json(cache, {"scores": scores, "compute_seconds": compute, "zoo": ZOO})
-    return np.array(scores), forward + compute
-
-
-def metrics(gt: np.ndarray, pred: np.ndarray, seconds: float) -> dict[str, float]:
-    pred = np.nan_to_num(np.asarray(pred, dtype=np.float64), nan=-np.inf, posinf=np.finfo(float).max)
-    pred = np.where(np.isneginf(pred), np.finfo(float).min, pred)
-    return {"weighted_tau": weighted_tau(gt, pred), "pearson": pearson(gt, pred), "regret": regret_at_k(gt, pred, 1),
-            "seconds": seconds}
-
-
-def _fmt(v: float) -> str:
-    return "n/a" if v is None or not np.isfinite(v) else f"{v:.3f}"
+    return cached_estimator_scores(name, WORK / "estimator_scores" / spec.name / f"{name}.json", feats, ZOO)
 
 
 def render(results: dict, tasks: list[str], command: str, selector_info: dict, skipped: list[str]) -> str:
     def mean(method: str, key: str) -> float:
-        vals = [results[method][t][key] for t in tasks if t in results[method]]
-        vals = [v for v in vals if np.isfinite(v)]
-        return float(np.mean(vals)) if vals else float("nan")
+        return mean_metric(results[method], tasks, key)
 
-    order = sorted(results, key=lambda m: -mean(m, "weighted_tau") if np.isfinite(mean(m, "weighted_tau")) else 9)
+    order = by_mean_tau(results, tasks)
     lines = ["# SpiderBench-offline results", "",
              "Produced by:", "", "```", command, "```", "",
              f"Zoo: {len(ZOO)} image models; {len(tasks)} held-out target tasks. Ground truth = test accuracy after "
@@ -145,12 +129,12 @@ def render(results: dict, tasks: list[str], command: str, selector_info: dict, s
              "| method | weighted τ | Pearson r | top-1 regret (acc. points) | seconds / task |",
              "|---|---|---|---|---|"]
     for m in order:
-        lines.append(f"| {m} | {_fmt(mean(m, 'weighted_tau'))} | {_fmt(mean(m, 'pearson'))} | "
+        lines.append(f"| {m} | {fmt(mean(m, 'weighted_tau'))} | {fmt(mean(m, 'pearson'))} | "
                      f"{mean(m, 'regret'):.1f} | {mean(m, 'seconds'):.1f} |")
     lines += ["", "## Weighted τ per target task", "", "| task | " + " | ".join(order) + " |",
               "|---" * (len(order) + 1) + "|"]
     for t in tasks:
-        lines.append(f"| {t} | " + " | ".join(_fmt(results[m][t]["weighted_tau"]) for m in order) + " |")
+        lines.append(f"| {t} | " + " | ".join(fmt(results[m][t]["weighted_tau"]) for m in order) + " |")
     lines += ["", "## Top-1 regret per target task (accuracy points)", "", "| task | " + " | ".join(order) + " |",
               "|---" * (len(order) + 1) + "|"]
     for t in tasks:
@@ -169,8 +153,8 @@ def render_sweep(sweep: dict[int, dict], tasks: list[str], val_tau: list[float])
     for k, per_task in sweep.items():
         mean = {key: float(np.nanmean([per_task[t][key] for t in tasks])) for key in ("weighted_tau", "regret",
                                                                                        "seconds")}
-        val = _fmt(val_tau[k]) if k < len(val_tau) else "n/a"
-        lines.append(f"| {k} | {val} | {_fmt(mean['weighted_tau'])} | {mean['regret']:.1f} | {mean['seconds']:.1f} |")
+        val = fmt(val_tau[k]) if k < len(val_tau) else "n/a"
+        lines.append(f"| {k} | {val} | {fmt(mean['weighted_tau'])} | {mean['regret']:.1f} | {mean['seconds']:.1f} |")
     return "\n".join(lines) + "\n"
 
 
@@ -208,16 +192,16 @@ def main(argv: list[str] | None = None) -> None:
             continue
         tasks.append(spec.name)
         scores, seconds, prototypes = spider_scores(selector, spec)
-        results["spider"][spec.name] = metrics(gt, scores, seconds)
+        results["spider"][spec.name] = ranking_metrics(gt, scores, seconds)
         if can_rerank:
             ptm, forward = target_ptm(spec)
             for k in sweep:
                 reranked, extra = rerank_scores(selector, prototypes, scores, ptm, forward, k)
-                sweep[k][spec.name] = metrics(gt, reranked, seconds + extra)
+                sweep[k][spec.name] = ranking_metrics(gt, reranked, seconds + extra)
             results["spider_rerank"][spec.name] = sweep[depth][spec.name]
         for n in names:
             scores, seconds = estimator_scores(n, spec)
-            results[n][spec.name] = metrics(gt, scores, seconds)
+            results[n][spec.name] = ranking_metrics(gt, scores, seconds)
         logger.info("%s: spider tau %.3f", spec.name, results["spider"][spec.name]["weighted_tau"])
     given = argv if argv is not None else sys.argv[1:]
     command = " ".join(["python benchmarks/run.py", *(shlex.quote(a) for a in given)])

@@ -28,10 +28,10 @@ import numpy as np
 import torch
 
 from .build_zoo import ZOO
-from .common import HERE, WORK, read_json, set_threads, write_json
+from .common import GT_DIR, HERE, WORK, measured_accuracies, read_json, set_threads, write_json
 from .rerank import target_prototypes
 from .tasks import TARGETS
-from .train_selector import pool_features, training_tasks
+from .train_selector import pool_features, settings, training_tasks
 
 logger = logging.getLogger(__name__)
 PROBE_TASKS = 40
@@ -41,20 +41,19 @@ METHODS = ["retrained", "add_model", "cold_start", "average"]
 
 
 def ground_truth_matrix() -> np.ndarray:
-    from .common import GT_DIR
-
-    return np.array([[read_json(GT_DIR / t.name / f"{m}.json")["accuracy"] for m in ZOO] for t in TARGETS])
+    rows = [measured_accuracies(GT_DIR, t.name, ZOO) for t in TARGETS]
+    if any(r is None for r in rows):
+        raise SystemExit("Ground truth is incomplete; finish it first (benchmarks/spiderbench/gt_loop.sh).")
+    return np.array(rows)
 
 
 def _train_without(j: int):
-    from hf_spider.fitness import FitnessConfig
-    from hf_spider.training import TrainingConfig, train_spider
+    from hf_spider.training import train_spider
 
     keep = [m for m in range(len(ZOO)) if m != j]
-    tasks = training_tasks(models=keep)
-    cfg = FitnessConfig(task_dim=1280, token_dim=64, num_heads=4, num_layers=2)
-    training = TrainingConfig(epochs=300, batch_size=16, lr=2e-3, patience=40, seed=0)
-    return train_spider(tasks, num_models=len(keep), fitness_config=cfg, config=training, verbose=False), keep
+    fitness, training = settings()  # the token-only selector's settings, as the `retrained` reference
+    return train_spider(training_tasks(models=keep), num_models=len(keep), fitness_config=fitness, config=training,
+                        verbose=False), keep
 
 
 def _insert(tokens: torch.Tensor, token: torch.Tensor, j: int) -> torch.Tensor:

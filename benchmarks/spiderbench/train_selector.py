@@ -20,7 +20,19 @@ import numpy as np
 import torch
 
 from .build_zoo import ZOO
-from .common import FEATURE_DIR, HERE, WORK, ZOO_DIR, read_json, save_selector, set_threads, write_json
+from .common import (
+    FEATURE_DIR,
+    HERE,
+    WORK,
+    ZOO_DIR,
+    pca,
+    read_json,
+    save_selector,
+    score_zoo,
+    set_threads,
+    task_indices,
+    write_json,
+)
 from .finetune import features_and_probs, load, trunk_outputs
 from .tasks import POOL_PER_CLASS, sample_training_tasks, training_pool
 
@@ -61,36 +73,20 @@ def pool_features(model_name: str) -> dict[str, np.ndarray]:
     return {"features": z["features"], "source_probs": z["source_probs"]}
 
 
-def _pca(features: np.ndarray, dim: int) -> np.ndarray:
-    centred = features - features.mean(0)
-    _, _, vt = np.linalg.svd(centred, full_matrices=False)
-    return (centred @ vt[:dim].T).astype(np.float64)  # (N, dim)
-
-
-def task_indices(classes: tuple[int, ...], y: np.ndarray, seed: int) -> np.ndarray:
-    rng = np.random.default_rng(seed)
-    return np.concatenate([rng.choice(np.flatnonzero(y == c), LABEL_SHOTS, replace=False) for c in classes])
-
-
 def labels_step() -> None:
-    from hf_spider.estimators import get_estimator
-
     _, y, _, sources = pool()
     tasks = sample_training_tasks(sources, NUM_TASKS, seed=0)
     zoo = {m: pool_features(m) for m in ZOO}
-    reduced = {m: _pca(z["features"], LABEL_DIM) for m, z in zoo.items()}
+    reduced = {m: pca(z["features"], LABEL_DIM) for m, z in zoo.items()}
     out_dir = WORK / "train_labels"
     for t, classes in enumerate(tasks):
         path = out_dir / f"task{t:03d}.json"
         if path.is_file():
             continue
-        idx = task_indices(classes, y, seed=t)
+        idx = task_indices(classes, y, LABEL_SHOTS, seed=t)
         labels = np.unique(y[idx], return_inverse=True)[1]
-        scores = {}
-        for name in LABEL_ESTIMATORS:
-            fn = get_estimator(name)
-            scores[name] = [float(fn(reduced[m][idx], labels,
-                                     source_probs=zoo[m]["source_probs"][idx].astype(np.float64))) for m in ZOO]
+        scores = {name: score_zoo(name, [reduced[m][idx] for m in ZOO], labels,
+                                  [zoo[m]["source_probs"][idx] for m in ZOO]) for name in LABEL_ESTIMATORS}
         write_json(path, {"classes": list(classes), "scores": scores, "zoo": ZOO})
         if t % 20 == 0:
             logger.info("labels: task %d/%d", t, len(tasks))
@@ -129,20 +125,28 @@ def ptm_widths() -> list[int]:
     return sorted({int(pool_features(m)["features"].shape[1]) for m in ZOO})
 
 
+def settings(epochs: int = 300, seed: int = 0, rerank_prob: float = 0.0):
+    """The selector's network and training settings: the shipped selector's, and what ``add_model.py``'s
+    leave-one-model-out retrains with (token-only: ``rerank_prob=0``)."""
+    from hf_spider.fitness import FitnessConfig
+    from hf_spider.training import TrainingConfig
+
+    fitness = FitnessConfig(task_dim=1280, token_dim=64, num_heads=4, num_layers=2,
+                            ptm_widths=ptm_widths() if rerank_prob > 0 else [])
+    training = TrainingConfig(epochs=epochs, batch_size=16, lr=2e-3, patience=40, seed=seed, rerank_prob=rerank_prob,
+                              rerank_max_k=len(ZOO))
+    return fitness, training
+
+
 def train_step(epochs: int, seed: int = 0, out_name: str | None = None, rerank_prob: float = 0.0) -> None:
     """Train and save; the default run (seed 0, no ``out_name``) also writes the bundled copy."""
-    from hf_spider.fitness import FitnessConfig
     from hf_spider.selector import SelectorConfig, SpiderSelector
-    from hf_spider.training import TrainingConfig
 
     tasks = training_tasks(rerank=rerank_prob > 0)
     logger.info("%d training tasks", len(tasks))
-    config = SelectorConfig(
-        name=SELECTOR_NAME, modality="image", task_encoder=f"hf-spider/{TASK_ENCODER}", shots_per_class=16,
-        fitness=FitnessConfig(task_dim=1280, token_dim=64, num_heads=4, num_layers=2,
-                              ptm_widths=ptm_widths() if rerank_prob > 0 else []))
-    training = TrainingConfig(epochs=epochs, batch_size=16, lr=2e-3, patience=40, seed=seed, rerank_prob=rerank_prob,
-                              rerank_max_k=len(ZOO))
+    fitness, training = settings(epochs, seed, rerank_prob)
+    config = SelectorConfig(name=SELECTOR_NAME, modality="image", task_encoder=f"hf-spider/{TASK_ENCODER}",
+                            shots_per_class=16, fitness=fitness)
     selector = SpiderSelector.train(tasks, config=config, zoo=[f"spiderbench/{m}" for m in ZOO], training=training,
                                     verbose=False)
     save_selector(selector, WORK / (out_name or "selector"), None if out_name else BUNDLE_DIR)

@@ -20,7 +20,7 @@ import time
 
 import numpy as np
 
-from ..common import measured_accuracies, read_json, write_json
+from ..common import by_mean_tau, cached_estimator_scores, fmt, mean_metric, measured_accuracies, ranking_metrics
 from .build_zoo import ZOO
 from .common import BUNDLE_DIR, GT_DIR, TEXT_WORK, base_path
 from .ground_truth import target_features, target_texts
@@ -49,32 +49,8 @@ def spider_scores(selector, spec) -> tuple[np.ndarray, float]:
 
 def estimator_scores(name: str, spec) -> tuple[np.ndarray, float]:
     """Scores of the zoo by one estimator and its seconds (cached compute + every model's forward pass)."""
-    from hf_spider.estimators import get_estimator, needs_source_probs
-
-    cache = TEXT_WORK / "estimator_scores" / spec.name / f"{name}.json"
     feats = [target_features(spec, m) for m in ZOO]
-    forward = float(sum(z["seconds"] for z in feats))
-    if cache.is_file() and read_json(cache)["zoo"] == ZOO:
-        rec = read_json(cache)
-        return np.array(rec["scores"], dtype=np.float64), forward + rec["compute_seconds"]
-    fn = get_estimator(name)
-    start = time.perf_counter()
-    scores = [float("nan") if needs_source_probs(name) and z["source_probs"] is None else
-              float(fn(z["features"].astype(np.float64), z["labels"],
-                       source_probs=None if z["source_probs"] is None else z["source_probs"].astype(np.float64)))
-              for z in feats]
-    compute = time.perf_counter() - start
-    write_json(cache, {"scores": scores, "compute_seconds": compute, "zoo": ZOO})
-    return np.array(scores, dtype=np.float64), forward + compute
-
-
-def metrics(gt: np.ndarray, pred: np.ndarray, seconds: float) -> dict[str, float]:
-    from hf_spider.evaluation import pearson, regret_at_k, weighted_tau
-
-    pred = np.nan_to_num(np.asarray(pred, dtype=np.float64), nan=-np.inf, posinf=np.finfo(float).max)
-    pred = np.where(np.isneginf(pred), np.finfo(float).min, pred)
-    return {"weighted_tau": weighted_tau(gt, pred), "pearson": pearson(gt, pred), "regret": regret_at_k(gt, pred, 1),
-            "seconds": seconds}
+    return cached_estimator_scores(name, TEXT_WORK / "estimator_scores" / spec.name / f"{name}.json", feats, ZOO)
 
 
 def text_results(estimators: list[str], *, selector: str | None = None) -> tuple[dict, list[str]]:
@@ -91,31 +67,26 @@ def text_results(estimators: list[str], *, selector: str | None = None) -> tuple
         if gt is None:
             continue
         tasks.append(spec.name)
-        results["spider"][spec.name] = metrics(gt, *spider_scores(spider, spec))
+        results["spider"][spec.name] = ranking_metrics(gt, *spider_scores(spider, spec))
         for n in estimators:
-            results[n][spec.name] = metrics(gt, *estimator_scores(n, spec))
+            results[n][spec.name] = ranking_metrics(gt, *estimator_scores(n, spec))
     return results, tasks
-
-
-def _fmt(v: float) -> str:
-    return "n/a" if v is None or not np.isfinite(v) else f"{v:.3f}"
 
 
 def render(results: dict, tasks: list[str], command: str) -> str:
     def mean(method: str, key: str) -> float:
-        vals = [v for v in (results[method][t][key] for t in tasks) if np.isfinite(v)]
-        return float(np.mean(vals)) if vals else float("nan")
+        return mean_metric(results[method], tasks, key)
 
-    order = sorted(results, key=lambda m: -mean(m, "weighted_tau") if np.isfinite(mean(m, "weighted_tau")) else 9)
+    order = by_mean_tau(results, tasks)
     lines = [f"Produced by `{command}`: {len(ZOO)} text models, {len(tasks)} held-out text target tasks.", "",
              "| method | weighted τ | Pearson r | top-1 regret (acc. points) | seconds / task |",
              "|---|---|---|---|---|"]
     for m in order:
-        lines.append(f"| {m} | {_fmt(mean(m, 'weighted_tau'))} | {_fmt(mean(m, 'pearson'))} | "
+        lines.append(f"| {m} | {fmt(mean(m, 'weighted_tau'))} | {fmt(mean(m, 'pearson'))} | "
                      f"{mean(m, 'regret'):.1f} | {mean(m, 'seconds'):.1f} |")
     lines += ["", "| task (weighted τ) | " + " | ".join(order) + " |", "|---" * (len(order) + 1) + "|"]
     for t in tasks:
-        lines.append(f"| {t} | " + " | ".join(_fmt(results[m][t]["weighted_tau"]) for m in order) + " |")
+        lines.append(f"| {t} | " + " | ".join(fmt(results[m][t]["weighted_tau"]) for m in order) + " |")
     return "\n".join(lines) + "\n"
 
 

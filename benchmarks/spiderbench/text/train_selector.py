@@ -20,7 +20,7 @@ import logging
 import numpy as np
 import torch
 
-from ..common import read_json, save_selector, set_threads, write_json
+from ..common import pca, read_json, save_selector, score_zoo, set_threads, task_indices, write_json
 from .build_zoo import ZOO
 from .common import BUNDLE_DIR, FEATURE_DIR, TASK_ENCODER_ID, TEXT_WORK, ZOO_DIR, base_path
 from .models import encode
@@ -70,31 +70,6 @@ def encoder_features() -> np.ndarray:
     return np.load(path)
 
 
-def _pca(features: np.ndarray, dim: int) -> np.ndarray:
-    centred = features - features.mean(0)
-    _, _, vt = np.linalg.svd(centred, full_matrices=False)
-    return (centred @ vt[:dim].T).astype(np.float64)
-
-
-def task_indices(classes, y: np.ndarray, seed: int) -> np.ndarray:
-    rng = np.random.default_rng(seed)
-    return np.concatenate([rng.choice(np.flatnonzero(y == c), LABEL_SHOTS, replace=False) for c in classes])
-
-
-def zoo_scores(name: str, feats: dict, probs: dict, labels: np.ndarray) -> list[float]:
-    """One estimator's scores of the zoo; NaN for a model it cannot score (no head for LEEP / NCE)."""
-    from hf_spider.estimators import get_estimator, needs_source_probs
-
-    fn, out = get_estimator(name), []
-    for m in ZOO:
-        if needs_source_probs(name) and probs[m] is None:
-            out.append(float("nan"))
-        else:
-            p = None if probs[m] is None else probs[m].astype(np.float64)
-            out.append(float(fn(feats[m], labels, source_probs=p)))
-    return out
-
-
 def mean_rank(scores: dict) -> np.ndarray:
     """``aggregate_rankings`` (mean rank, higher = better), leaving out the estimators that could not score a model."""
     from scipy.stats import rankdata
@@ -116,16 +91,16 @@ def labels_step() -> None:
     _, y, _, sources = pool()
     tasks = sample_training_tasks(sources, NUM_TASKS, seed=0)
     zoo = {m: pool_features(m) for m in ZOO}
-    reduced = {m: _pca(z["features"], LABEL_DIM) for m, z in zoo.items()}
+    reduced = {m: pca(z["features"], LABEL_DIM) for m, z in zoo.items()}
     for t, classes in enumerate(tasks):
         path = TEXT_WORK / "train_labels" / f"task{t:03d}.json"
         if path.is_file():
             continue
-        idx = task_indices(classes, y, seed=t)
+        idx = task_indices(classes, y, LABEL_SHOTS, seed=t)
         labels = np.unique(y[idx], return_inverse=True)[1]
-        feats = {m: reduced[m][idx] for m in ZOO}
-        probs = {m: None if z["source_probs"] is None else z["source_probs"][idx] for m, z in zoo.items()}
-        scores = {name: zoo_scores(name, feats, probs, labels) for name in LABEL_ESTIMATORS}
+        feats = [reduced[m][idx] for m in ZOO]
+        probs = [None if zoo[m]["source_probs"] is None else zoo[m]["source_probs"][idx] for m in ZOO]
+        scores = {name: score_zoo(name, feats, labels, probs) for name in LABEL_ESTIMATORS}
         write_json(path, {"classes": list(classes), "scores": scores, "zoo": ZOO})
         if t % 40 == 0:
             logger.info("labels: task %d/%d", t, len(tasks))
