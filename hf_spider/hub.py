@@ -220,6 +220,7 @@ class ZooEntry:
         task_type: ``"image-classification"`` or ``"text-classification"``.
         token_sha256: sha256 of the token's float32 little-endian values.
         mirror: Path of the selector's own copy of the token, ``tokens/<name>.safetensors``.
+        num_parameters, pipeline_tag, license: What the model's config/card say, where known (optional keys).
     """
 
     model_id: str
@@ -227,6 +228,9 @@ class ZooEntry:
     task_type: str
     token_sha256: str
     mirror: str
+    num_parameters: int | None = None
+    pipeline_tag: str | None = None
+    license: str | None = None
 
 
 def mirror_name(model_id: str) -> str:
@@ -261,7 +265,8 @@ def parse_zoo(text: str) -> list[ZooEntry]:
         if not isinstance(item, dict):
             raise ZooError(f"zoo.json models[{i}] is not an object.")
         try:
-            entry = ZooEntry(**{k: item[k] for k in ZooEntry.__dataclass_fields__})
+            entry = ZooEntry(**{k: item[k] for k in _REQUIRED_ZOO_FIELDS},
+                             **{k: item[k] for k in _OPTIONAL_ZOO_FIELDS if k in item})
         except KeyError as err:
             raise ZooError(f"zoo.json models[{i}] lacks the field {err}.") from err
         if not isinstance(entry.model_id, str) or not entry.model_id or entry.model_id in seen:
@@ -277,14 +282,30 @@ def parse_zoo(text: str) -> list[ZooEntry]:
                 f"zoo.json models[{i}]: mirror {entry.mirror!r} must be a file directly under tokens/ "
                 "(no '..', no absolute path); the zoo index may be tampered with."
             )
+        if entry.num_parameters is not None and (
+                not isinstance(entry.num_parameters, int) or isinstance(entry.num_parameters, bool)
+                or entry.num_parameters < 0):
+            raise ZooError(f"zoo.json models[{i}]: num_parameters must be a non-negative integer or absent.")
+        for key in ("pipeline_tag", "license"):
+            if getattr(entry, key) is not None and not isinstance(getattr(entry, key), str):
+                raise ZooError(f"zoo.json models[{i}]: {key} must be a string or absent.")
         seen.add(entry.model_id)
         entries.append(entry)
     return entries
 
 
+_REQUIRED_ZOO_FIELDS = ("model_id", "revision", "task_type", "token_sha256", "mirror")
+_OPTIONAL_ZOO_FIELDS = ("num_parameters", "pipeline_tag", "license")
+
+
+def _zoo_item(entry: ZooEntry) -> dict:
+    # optional keys are written only when known, so older zoo.json files stay byte-identical on re-save
+    return {k: v for k, v in asdict(entry).items() if k in _REQUIRED_ZOO_FIELDS or v is not None}
+
+
 def dump_zoo(entries: list[ZooEntry], *, selector: str) -> str:
     return json.dumps(
-        {"format_version": ZOO_FORMAT_VERSION, "selector": selector, "models": [asdict(e) for e in entries]},
+        {"format_version": ZOO_FORMAT_VERSION, "selector": selector, "models": [_zoo_item(e) for e in entries]},
         indent=2,
     ) + "\n"
 

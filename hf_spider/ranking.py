@@ -20,6 +20,15 @@ class RankedModel:
         score: Fitness score; only the order is meaningful, and only within one ranking.
         task_type: ``"image-classification"`` or ``"text-classification"``.
         reranked: Whether the score came from the re-ranking stage (forward passes of this model).
+        predicted_accuracy: Expected fine-tuning accuracy on the dataset (0-1), where the selector was trained on
+            measured accuracies; ``None`` otherwise.
+        predicted_accuracy_interval: ``(low, high)`` 80 % interval around ``predicted_accuracy``, or ``None``.
+        num_parameters: The model's parameter count, when the selector knows it.
+        pipeline_tag: The model's Hub pipeline tag, when known.
+        license: The model's licence, when known.
+        evidence: Why this model ranks here, e.g. its measured results on the most similar training tasks and
+            whether it was fine-tuned on the same label set; ``None`` when the selector has none.
+        aliases: Other model ids of the same weights (mirrors), shown once under this one.
     """
 
     rank: int
@@ -28,6 +37,13 @@ class RankedModel:
     score: float
     task_type: str
     reranked: bool = False
+    predicted_accuracy: float | None = None
+    predicted_accuracy_interval: tuple[float, float] | None = None
+    num_parameters: int | None = None
+    pipeline_tag: str | None = None
+    license: str | None = None
+    evidence: dict[str, Any] | None = field(default=None, compare=False)
+    aliases: tuple[str, ...] = ()
     label_names: tuple[str, ...] = field(default=(), repr=False, compare=False)
 
     def load(self, *, trust_remote_code: bool = False, **kwargs: Any):
