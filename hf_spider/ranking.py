@@ -79,10 +79,13 @@ class Ranking(Sequence[RankedModel]):
         selector_revision: str | None,
         dataset: str,
         seconds: float,
+        notes: Sequence[str] = (),
     ) -> None:
         self.models = models
         self.selector, self.selector_revision = selector, selector_revision
         self.dataset, self.seconds = dataset, seconds
+        # What a reader must know to trust the numbers, e.g. "ranked from class names only".
+        self.notes = tuple(notes)
 
     @overload
     def __getitem__(self, i: int) -> RankedModel: ...
@@ -118,6 +121,7 @@ class Ranking(Sequence[RankedModel]):
             "selector_revision": self.selector_revision,
             "dataset": self.dataset,
             "seconds": round(self.seconds, 4),
+            "notes": list(self.notes),
             "models": [{k: v for k, v in asdict(m).items() if k != "label_names"} for m in self.models],
         }
 
@@ -129,6 +133,7 @@ class Ranking(Sequence[RankedModel]):
             flag = "  re-ranked" if m.reranked else ""
             revision = (m.revision or "unpinned")[:12]
             lines.append(f"{m.rank:>4}  {m.model_id:<{width}}  {revision:<12}  {m.score:>8.4f}{flag}")
+        lines += [f"note: {note}" for note in self.notes]
         return "\n".join(lines)
 
     def __repr__(self) -> str:
