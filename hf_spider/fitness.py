@@ -27,7 +27,7 @@ class FitnessConfig:
     ptm_widths: list[int] = field(default_factory=list)  # feature widths of zoo models that can be re-ranked
 
     def __post_init__(self) -> None:
-        if self.token_dim % self.num_heads:
+        if not isinstance(self.num_heads, int) or self.num_heads < 1 or self.token_dim % self.num_heads:
             raise ValueError(f"token_dim ({self.token_dim}) must be divisible by num_heads ({self.num_heads}).")
 
 

@@ -19,7 +19,8 @@ from typing import Literal
 import torch
 
 from .errors import ArtifactError, HfSpiderError, InvalidInputError, TokenIntegrityError, ZooError
-from .tokens import TOKEN_FILENAME, atomic_write_bytes, parse_token
+from .limits import MAX_CARD_BYTES, read_bounded, read_bounded_text
+from .tokens import MAX_TOKEN_BYTES, TOKEN_FILENAME, atomic_write_bytes, parse_token
 
 logger = logging.getLogger(__name__)
 
@@ -131,7 +132,7 @@ def fetch_model_token(
     """
     if is_local(model_id):
         path = Path(model_id) / TOKEN_FILENAME
-        return path.read_bytes() if path.is_file() else None
+        return read_token_file(path, source=f"{model_id}/{TOKEN_FILENAME}") if path.exists() else None
     from huggingface_hub import hf_hub_download
     from huggingface_hub.errors import (
         EntryNotFoundError,
@@ -155,19 +156,33 @@ def fetch_model_token(
         return None
     except (OSError, _transport_error()) as err:  # connection refused or reset, DNS failure, timeouts
         raise HubUnreachableError(f"{type(err).__name__}: {err}") from err
-    return Path(path).read_bytes()
+    return read_token_file(Path(path), source=f"{model_id}/{TOKEN_FILENAME}")
+
+
+def read_token_file(path: Path, *, source: str) -> bytes:
+    """A token file's bytes, read only when it is a regular file of at most ``MAX_TOKEN_BYTES``.
+
+    Raises:
+        TokenIntegrityError: a FIFO, device, directory or oversized file under the token's name (so that
+            ``token_source="auto"`` falls back to the selector's mirror, as for any other bad token).
+    """
+    try:
+        return read_bounded(path, limit=MAX_TOKEN_BYTES, what=source)
+    except ArtifactError as err:
+        raise TokenIntegrityError(str(err)) from err
 
 
 def read_card_text(repo: str, *, repo_type: str = "model", token: str | bool | None = None) -> str:
     """The README.md of a local folder or Hub repo ("" when it has none)."""
     if is_local(repo):
         path = Path(repo) / "README.md"
-        return path.read_text(encoding="utf-8") if path.is_file() else ""
+        return read_bounded_text(path, limit=MAX_CARD_BYTES) if path.exists() else ""
     from huggingface_hub import hf_hub_download
     from huggingface_hub.errors import EntryNotFoundError
 
     try:
-        return Path(hf_hub_download(repo, "README.md", repo_type=repo_type, token=token)).read_text(encoding="utf-8")
+        return read_bounded_text(hf_hub_download(repo, "README.md", repo_type=repo_type, token=token),
+                                 limit=MAX_CARD_BYTES)
     except EntryNotFoundError:
         return ""
 
@@ -359,6 +374,6 @@ def load_zoo_tokens(
         if not mirror.is_file():
             raise ArtifactError(f"Token of {entry.model_id} is neither in its repo nor in the selector "
                                 f"({entry.mirror}); re-save the selector with save_pretrained().")
-        rows.append(parse_token(mirror.read_bytes(), expected_sha256=entry.token_sha256, expected_dim=dim,
+        rows.append(parse_token(read_token_file(mirror, source=entry.mirror), expected_sha256=entry.token_sha256, expected_dim=dim,
                                 source=f"selector mirror {entry.mirror}")[0])
     return torch.stack(rows)

@@ -17,15 +17,15 @@ from typing import Any
 import numpy as np
 import torch
 from huggingface_hub import ModelHubMixin
-from safetensors.torch import load as st_load
 from safetensors.torch import save as st_save
 
 from . import hub
 from .cards import selector_card
 from .config import SelectorConfig
 from .data import Modality, TaskSample, dataset_label_names, readable_label, sample_task
-from .errors import ArtifactError, InvalidInputError, ZooError
+from .errors import ArtifactError, HfSpiderError, InvalidInputError, ZooError
 from .fitness import FitnessNetwork, merge_rerank
+from .limits import MAX_CONFIG_BYTES, MAX_ZOO_BYTES, read_bounded_text
 from .ranking import RankedModel, Ranking
 from .tokens import (
     TaskEncoder,
@@ -37,6 +37,7 @@ from .tokens import (
     token_sha256,
 )
 from .training import TrainingConfig, TrainingTask, train_spider
+from .weights import load_fitness
 from .zoo import ZooMixin
 
 logger = logging.getLogger(__name__)
@@ -344,10 +345,16 @@ class SpiderSelector(
         if not hub.is_local(ref) and (isinstance(pretrained_model_name_or_path, Path) or ref.startswith((".", "/"))
                                       or ref.count("/") > 1):
             raise ArtifactError(f"No selector folder at {ref!r}; pass an existing folder or a Hub id 'org/name'.")
+        if hub.is_local(ref):
+            # The mixin opens and decodes config.json before _from_pretrained runs: check the file (a FIFO, a link to
+            # /dev/zero, gigabytes) and every field (a zero num_heads, a huge token_dim) first.
+            SelectorConfig.from_dict(_read_json(Path(ref) / "config.json"))
         try:
             return super().from_pretrained(pretrained_model_name_or_path, **kwargs)
-        except (json.JSONDecodeError, UnicodeDecodeError, AttributeError, TypeError) as err:
-            # The mixin json-loads and decodes config.json before our own validation sees it.
+        except HfSpiderError:
+            raise
+        except (ValueError, ArithmeticError, UnicodeDecodeError, AttributeError, TypeError) as err:
+            # The mixin json-loads and decodes a downloaded config.json before our own validation sees it.
             raise ArtifactError(f"config.json of {ref!r} is not a valid selector config ({err}).") from err
         except HFValidationError as err:
             raise ArtifactError(f"{ref!r} is neither a folder nor a valid Hub repo id: {err}") from err
@@ -375,14 +382,11 @@ class SpiderSelector(
                                             token=token)
         config = SelectorConfig.from_dict(_read_json(folder / "config.json"))
         zoo = hub.parse_zoo(_read_text(folder / "zoo.json"))
-        fitness = FitnessNetwork(config.fitness)
         try:
-            state = st_load((folder / "model.safetensors").read_bytes())
-            fitness.load_state_dict(state)
+            fitness = load_fitness(folder / "model.safetensors", config.fitness,
+                                   source=f"{model_id}/model.safetensors")
         except FileNotFoundError as err:
             raise ArtifactError(f"{model_id} has no model.safetensors; it is not a complete selector.") from err
-        except Exception as err:  # malformed safetensors or tensors that do not fit config.json
-            raise ArtifactError(f"{model_id}/model.safetensors does not match config.json: {err}") from err
         tokens = hub.load_zoo_tokens(zoo, folder, dim=config.fitness.token_dim, token_source=token_source,
                                      token=token)
         return cls(config, fitness, zoo, tokens, revision=sha)
@@ -393,12 +397,11 @@ class SpiderSelector(
 
 
 def _read_text(path: Path) -> str:
+    """A selector's JSON file, as text: a regular file under its size cap (see ``limits``)."""
     try:
-        return path.read_text(encoding="utf-8")
+        return read_bounded_text(path, limit=MAX_ZOO_BYTES if path.name == "zoo.json" else MAX_CONFIG_BYTES)
     except FileNotFoundError as err:
         raise ArtifactError(f"{path.name} is missing from {path.parent}; it is not a complete selector.") from err
-    except UnicodeDecodeError as err:
-        raise ArtifactError(f"{path} is not UTF-8 text.") from err
 
 
 def _read_json(path: Path) -> Any:

@@ -24,7 +24,7 @@ from .errors import InvalidInputError, TokenIntegrityError
 
 TOKEN_FORMAT_VERSION = 1
 TOKEN_FILENAME = "spider/token.safetensors"
-_MAX_TOKEN_BYTES = 1 << 22  # a token is a few KB; refuse to parse anything absurdly large
+MAX_TOKEN_BYTES = 1 << 22  # a token is a few KB; refuse to parse anything absurdly large
 
 
 @dataclass(frozen=True)
@@ -167,7 +167,7 @@ def parse_token(data: bytes, *, expected_sha256: str | None = None, expected_dim
     Raises:
         TokenIntegrityError: malformed or truncated file, wrong tensor name/shape/dtype, dimension or sha256.
     """
-    if len(data) > _MAX_TOKEN_BYTES or len(data) < 8:
+    if len(data) > MAX_TOKEN_BYTES or len(data) < 8:
         raise TokenIntegrityError(f"{source}: {len(data)} bytes is not a model token file.")
     try:
         (header_len,) = struct.unpack("<Q", data[:8])
