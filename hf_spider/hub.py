@@ -374,6 +374,6 @@ def load_zoo_tokens(
         if not mirror.is_file():
             raise ArtifactError(f"Token of {entry.model_id} is neither in its repo nor in the selector "
                                 f"({entry.mirror}); re-save the selector with save_pretrained().")
-        rows.append(parse_token(read_token_file(mirror, source=entry.mirror), expected_sha256=entry.token_sha256, expected_dim=dim,
-                                source=f"selector mirror {entry.mirror}")[0])
+        rows.append(parse_token(read_token_file(mirror, source=entry.mirror), expected_sha256=entry.token_sha256,
+                                expected_dim=dim, source=f"selector mirror {entry.mirror}")[0])
     return torch.stack(rows)
