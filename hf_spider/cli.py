@@ -11,6 +11,7 @@ import contextlib
 import importlib.util
 import json
 import logging
+import math
 import sys
 from pathlib import Path
 from typing import Any
@@ -67,7 +68,18 @@ def _modality(dataset: Any) -> str | None:
 
 
 def _print_json(payload: Any) -> None:
-    print(json.dumps(payload, indent=2, default=str))
+    """Strict JSON on stdout: NaN and infinities (which Python's json would print bare) become ``null``."""
+    print(json.dumps(_finite(payload), indent=2, default=str, allow_nan=False))
+
+
+def _finite(value: Any) -> Any:
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {key: _finite(v) for key, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_finite(v) for v in value]
+    return value
 
 
 # --- commands ------------------------------------------------------------------------------------------------
