@@ -17,6 +17,7 @@ from typing import Any, Literal
 import numpy as np
 
 from .errors import InvalidInputError
+from .images import MAX_IMAGE_SIDE, decode_sampled_images
 
 logger = logging.getLogger(__name__)
 
@@ -213,6 +214,7 @@ def sample_task(
     shots_per_class: int = DEFAULT_SHOTS_PER_CLASS,
     seed: int = 0,
     revision: str | None = None,
+    max_image_side: int = MAX_IMAGE_SIDE,
 ) -> TaskSample:
     """Draw a class-balanced, seeded sample of a labelled dataset.
 
@@ -227,12 +229,15 @@ def sample_task(
         shots_per_class: Rows drawn per class (fewer when a class is smaller).
         seed: Seed of the draw; the same seed gives the same rows.
         revision: Dataset revision, for a Hub id.
+        max_image_side: Images are decoded shrunk so that their longest side is at most this (aspect kept);
+            smaller ones are decoded as they are. The default is above what any image processor resizes to.
 
     Returns:
         A [`TaskSample`].
 
     Raises:
-        InvalidInputError: missing columns, empty split, or fewer than two classes with samples.
+        InvalidInputError: missing columns, empty split, fewer than two classes with samples, or a sampled image
+            that cannot be decoded (the message names the row).
     """
     ds = load_split(dataset, split=split, revision=revision)
     input_column, label_column, modality = infer_columns(ds, input_column=input_column, label_column=label_column)
@@ -251,9 +256,10 @@ def sample_task(
     remap[present] = np.arange(len(present))
     indices = class_balanced_indices(ids, shots_per_class, seed=seed)
     rows = ds.select(indices)
-    inputs = rows[input_column]
-    if modality == "text":
-        inputs = ["" if x is None else str(x) for x in inputs]
+    if modality == "image":  # decoded already shrunk to what encoders read, one at a time; errors name the row
+        inputs = decode_sampled_images(rows, input_column, indices, max_side=max_image_side)
+    else:
+        inputs = ["" if x is None else str(x) for x in rows[input_column]]
     key = hashlib.sha256(
         f"{getattr(ds, '_fingerprint', '')}|{input_column}|{label_column}|".encode() + indices.tobytes()
     ).hexdigest()
