@@ -25,6 +25,7 @@ from .config import SelectorConfig
 from .data import Modality, TaskSample, dataset_label_names, readable_label, sample_task
 from .errors import ArtifactError, HfSpiderError, InvalidInputError, ZooError
 from .fitness import FitnessNetwork, merge_rerank
+from .fitness_weights import load_fitness
 from .limits import MAX_CONFIG_BYTES, MAX_ZOO_BYTES, read_bounded_text
 from .ranking import RankedModel, Ranking
 from .tokens import (
@@ -37,7 +38,6 @@ from .tokens import (
     token_sha256,
 )
 from .training import TrainingConfig, TrainingTask, train_spider
-from .weights import load_fitness
 from .zoo import ZooMixin
 
 logger = logging.getLogger(__name__)
