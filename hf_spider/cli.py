@@ -108,6 +108,10 @@ def cmd_tokenize(args: argparse.Namespace) -> int:
     targets = selector.model_ids if args.all else args.models
     if not targets:
         raise HfSpiderError("Name the models to tokenize (MODEL ...) or pass --all.")
+    if args.repo and Path(args.repo).is_dir():
+        from .limits import ensure_writable
+
+        ensure_writable(args.repo, what="the token and card")
     results = {}
     for model_id in _progress(targets, enabled=len(targets) > 1 and not args.json, desc="tokens"):
         repo = args.repo if args.repo and len(targets) == 1 else None  # one commit / PR per model repo
@@ -126,6 +130,9 @@ def cmd_add_model(args: argparse.Namespace) -> int:
     if not Path(args.selector).is_dir():
         raise HfSpiderError(f"--selector must be a saved selector folder to update in place, got {args.selector!r}; "
                             "save a Hub selector first (SpiderSelector.from_pretrained(id).save_pretrained(folder)).")
+    from .zoo import check_selector_writable
+
+    check_selector_writable(args.selector)  # before the probe work: a read-only folder fails at once
     selector = SpiderSelector.from_pretrained(args.selector, token_source="mirror")
     if bool(args.probe_dataset) == bool(args.cold_start):
         raise HfSpiderError("Give --probe-dataset (learn the token from estimator-ranked probe tasks) or --cold-start "
@@ -448,6 +455,10 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_UNREACHABLE
     except (HfSpiderError, FileNotFoundError) as err:
         print(f"hf-spider: error: {err}", file=sys.stderr)
+        return EXIT_USER_ERROR
+    except PermissionError as err:  # a destination the checks up front could not foresee (e.g. a file, not a folder)
+        print(f"hf-spider: error: permission denied: {err.filename or err}. Make it writable or choose another "
+              "destination.", file=sys.stderr)
         return EXIT_USER_ERROR
     except HfHubHTTPError as err:  # 401/403/404 from the Hub: not logged in, no access, no such repo
         first = str(err).splitlines()[0] if str(err) else type(err).__name__

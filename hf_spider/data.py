@@ -67,7 +67,7 @@ def load_split(dataset: Any, *, split: str | None = None, revision: str | None =
             dataset = datasets.load_dataset(dataset, revision=revision)
     if isinstance(dataset, (datasets.DatasetDict, datasets.IterableDatasetDict)):
         if split is None:
-            split = "train" if "train" in dataset else next(iter(dataset))
+            split = _default_split(dataset)
         if split not in dataset:
             raise InvalidInputError(f"Split {split!r} not found; available splits: {sorted(dataset)}. Pass `split=`.")
         dataset = dataset[split]
@@ -83,6 +83,21 @@ def load_split(dataset: Any, *, split: str | None = None, revision: str | None =
     if len(dataset) == 0:
         raise InvalidInputError(f"The split {split or ''!r} is empty: pick a split with labelled rows (`split=`).")
     return dataset
+
+
+def _default_split(splits) -> str:
+    """``"train"``; else the only split, said in a warning; else ask: picking "validation" or "test" silently would
+    rank models for data the user did not mean."""
+    names = list(splits)
+    if "train" in names:
+        return "train"
+    if len(names) == 1:
+        logger.warning("The dataset has no 'train' split; using its only split %r.", names[0])
+        return names[0]
+    raise InvalidInputError(
+        f"The dataset has no 'train' split and several others: {sorted(names)}. Say which one to rank with "
+        f"`split=` (CLI: --split), e.g. split={names[0]!r}." if names else "The dataset has no splits at all."
+    )
 
 
 def infer_columns(
@@ -143,6 +158,16 @@ def read_labels(dataset, label_column: str) -> tuple[np.ndarray, list[str]]:
     import datasets
 
     feature = dataset.features[label_column]
+    if not isinstance(feature, (datasets.ClassLabel, datasets.Value)):  # lists (multi-label), structs, arrays
+        lists = tuple(t for t in (getattr(datasets, n, None) for n in ("List", "LargeList", "Sequence"))
+                      if isinstance(t, type))  # the list features of this datasets version
+        kind = "lists of labels (a multi-label column?)" if isinstance(feature, (list, *lists)) else (
+            f"values of type {type(feature).__name__}")
+        raise InvalidInputError(
+            f"Label column {label_column!r} holds {kind}; hf-spider needs exactly one class per row. Pass a "
+            "single-label column with `label_column=` (CLI: --label-column), or derive one first, e.g. "
+            f"`dataset.map(lambda row: {{'label': row[{label_column!r}][0]}})`."
+        )
     raw = dataset.with_format("numpy", columns=[label_column])[label_column]
     raw = np.asarray(raw)
     if raw.ndim != 1:

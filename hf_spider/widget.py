@@ -17,6 +17,7 @@ from urllib.parse import quote
 from .cards import hub_url, template, upsert_block
 from .errors import ArtifactError, InvalidInputError
 from .hub import is_local, read_card_text, write_repo_files
+from .limits import ensure_writable
 from .ranking import Ranking
 
 logger = logging.getLogger(__name__)
@@ -178,6 +179,8 @@ def write_dataset_widget(
     check_dataset_ref(dataset)
     local = is_local(dataset)
     badge_id = repo_id or (None if local else dataset)
+    if local and not dry_run:  # a read-only folder fails here, before the ranking's work
+        ensure_writable(dataset, what="the dataset card (README.md)")
     before = read_card_text(dataset, repo_type="dataset", token=token)
     upsert_widget(before, "")  # a card with stray markers fails here, before the ranking's work
     ranking = selector.rank(dataset, split=split, input_column=input_column, label_column=label_column,

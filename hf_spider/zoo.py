@@ -14,6 +14,7 @@ import torch
 from . import hub
 from .cards import with_token_section
 from .errors import ArtifactError, InvalidInputError, ZooError
+from .limits import ensure_writable
 from .tokens import TOKEN_FILENAME, atomic_write_bytes, atomic_write_text, token_bytes, token_sha256
 from .training import TrainingTask, fit_model_token
 
@@ -133,6 +134,8 @@ class ZooMixin:
         if (probe_tasks is None) == (token is None):
             raise InvalidInputError("add_model needs exactly one of probe_tasks= (learn the token) or token= (e.g. "
                                     "selector.cold_start_token(model_id, probe_dataset)).")
+        if save_directory is not None:  # before learning the token: a read-only folder must not waste that work
+            check_selector_writable(save_directory)
         if token is None:
             token = fit_model_token(self.fitness, self.model_tokens, probe_tasks, steps=steps, seed=seed)
         elif token.shape != (self.config.fitness.token_dim,) or not torch.isfinite(token).all():
@@ -157,3 +160,14 @@ class ZooMixin:
             return self.model_ids.index(model_id)
         except ValueError:
             raise ZooError(f"{model_id!r} is not in this selector's zoo ({len(self.zoo)} models).") from None
+
+
+def check_selector_writable(folder: str | Path) -> None:
+    """A saved selector folder that ``add_model`` can update: the folder and its ``tokens/`` are writable.
+
+    Raises:
+        InvalidInputError: either is read-only (the message says what to do).
+    """
+    ensure_writable(folder, what="the new model's token and zoo.json")
+    if (Path(folder) / "tokens").is_dir():
+        ensure_writable(Path(folder) / "tokens", what="the new model's token")
