@@ -221,6 +221,60 @@ def test_fuzz_config_json_through_from_pretrained(saved_selector, text):
         pass
 
 
+# Hostile but well-typed-looking values: sizes from 0 to 2**40, floats standing in for ints, NaN, bad templates.
+hostile_ints = st.one_of(st.integers(-3, 70), st.integers(-(2**40), 2**40), st.sampled_from([65536, 200_000, 2**31]))
+hostile_numbers = hostile_ints | st.floats(allow_nan=True, allow_infinity=True) | st.booleans() | st.text(max_size=4)
+HOSTILE_FITNESS = {
+    "task_dim": hostile_numbers, "token_dim": hostile_numbers, "num_heads": hostile_numbers,
+    "num_layers": hostile_numbers, "ffn_mult": hostile_numbers, "dropout": hostile_numbers,
+    "ptm_widths": st.lists(hostile_numbers, max_size=3) | hostile_numbers,
+}
+prompts = st.lists(st.sampled_from(["{}", "{0}", "{1}", "{x}", "{!r}", "{:>99}", "{", "}", "{{", "}}", "a ", "photo",
+                                    "{0.__class__}", "{[0]}"]), max_size=4).map("".join)
+HOSTILE_SELECTOR = {
+    "shots_per_class": hostile_numbers, "rerank_k": hostile_numbers, "label_prompt": prompts | hostile_numbers,
+    "name": st.text(max_size=8) | hostile_numbers, "task_encoder": st.none() | st.text(max_size=8) | hostile_numbers,
+    "task_token_kind": st.sampled_from(["prototypes", "label_names", "x"]), "training": json_values,
+}
+
+
+@st.composite
+def hostile_configs(draw) -> dict:
+    data = json.loads(json.dumps(GOOD_CONFIG))
+    for key in draw(st.lists(st.sampled_from(sorted(HOSTILE_FITNESS)), max_size=3, unique=True)):
+        data["fitness"][key] = draw(HOSTILE_FITNESS[key])
+    for key in draw(st.lists(st.sampled_from(sorted(HOSTILE_SELECTOR)), max_size=2, unique=True)):
+        data[key] = draw(HOSTILE_SELECTOR[key])
+    return data
+
+
+@FUZZ
+@given(data=hostile_configs())
+@example(data={**GOOD_CONFIG, "fitness": {"task_dim": 8, "token_dim": 65536, "num_heads": 4}})
+@example(data={**GOOD_CONFIG, "fitness": {"task_dim": 8, "token_dim": 4, "num_layers": 200_000}})
+@example(data={**GOOD_CONFIG, "fitness": {"task_dim": 8, "token_dim": 4, "ptm_widths": [2e9]}})
+@example(data={**GOOD_CONFIG, "fitness": {"task_dim": 8, "token_dim": 4, "num_heads": 0}})
+@example(data={**GOOD_CONFIG, "label_prompt": "{0}{1}"})
+def test_fuzz_hostile_config_fields_are_refused_or_safe_to_build(data):
+    """A config.json that from_dict accepts builds a network of bounded size and a usable label prompt; anything
+    else is an ArtifactError naming a field (issue 16, item 9)."""
+    from hf_spider.config import MAX_FITNESS_PARAMETERS, fitness_parameter_count
+    from hf_spider.fitness_weights import expected_shapes
+
+    try:
+        config = SelectorConfig.from_dict(data)
+    except ArtifactError as err:
+        event("refused")
+        assert re.search(r"`\w+`", str(err)), f"the error names no field: {err}"
+        return
+    event("accepted")
+    sizes = vars(config.fitness)
+    assert fitness_parameter_count(**sizes) <= MAX_FITNESS_PARAMETERS
+    shapes = expected_shapes(config.fitness)  # built on the meta device: no allocation, but every size is checked
+    assert sum(int(np.prod(s)) for s in shapes.values()) == fitness_parameter_count(**sizes)
+    assert config.label_prompt.format("cat").count("cat") >= 1
+
+
 # --- card sections -------------------------------------------------------------------------------------------
 
 card_texts = st.lists(
