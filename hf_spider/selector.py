@@ -353,9 +353,6 @@ class SpiderSelector(
             return super().from_pretrained(pretrained_model_name_or_path, **kwargs)
         except HfSpiderError:
             raise
-        except (ValueError, ArithmeticError, UnicodeDecodeError, AttributeError, TypeError) as err:
-            # The mixin json-loads and decodes a downloaded config.json before our own validation sees it.
-            raise ArtifactError(f"config.json of {ref!r} is not a valid selector config ({err}).") from err
         except HFValidationError as err:
             raise ArtifactError(f"{ref!r} is neither a folder nor a valid Hub repo id: {err}") from err
         except LocalEntryNotFoundError as err:
@@ -363,6 +360,9 @@ class SpiderSelector(
                 f"Selector {ref!r} is not in the local cache and the Hub cannot be reached (offline mode or no "
                 "network). Connect once, or pass a local folder."
             ) from err
+        except (ValueError, ArithmeticError, UnicodeDecodeError, AttributeError, TypeError) as err:
+            # The mixin json-loads and decodes a downloaded config.json before our own validation sees it.
+            raise ArtifactError(f"config.json of {ref!r} is not a valid selector config ({err}).") from err
 
     @classmethod
     def _from_pretrained(
