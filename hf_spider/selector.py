@@ -89,6 +89,10 @@ class SpiderSelector(
                 f"model_tokens has shape {tuple(self.model_tokens.shape)}; expected ({len(self.zoo)}, "
                 f"{config.fitness.token_dim}) for a zoo of {len(self.zoo)} models."
             )
+        if not torch.isfinite(self.model_tokens).all():  # NaN/inf tokens make every score NaN
+            bad = [self.zoo[i].model_id for i in torch.nonzero(~torch.isfinite(self.model_tokens).all(1)).flatten()]
+            raise InvalidInputError(f"The model tokens of {bad[:5]} hold NaN or inf; re-learn them (training "
+                                    "diverged?) or reload the selector.")
         self._encoder: TaskEncoder | None = None
 
     # --- building ------------------------------------------------------------------------------------------

@@ -8,7 +8,7 @@ import json
 import os
 import signal
 import struct
-from dataclasses import asdict, replace
+from dataclasses import asdict
 from pathlib import Path
 
 import pytest
@@ -22,6 +22,7 @@ from hf_spider import (
     ArtifactError,
     FitnessConfig,
     FitnessNetwork,
+    InvalidInputError,
     SelectorConfig,
     SpiderSelector,
     TokenIntegrityError,
@@ -29,7 +30,7 @@ from hf_spider import (
     hub,
 )
 from hf_spider.config import FITNESS_FIELDS, SELECTOR_FIELDS, fitness_parameter_count
-from hf_spider.tokens import token_sha256
+from hf_spider.tokens import token_bytes, token_sha256
 
 TASK_DIM = 384
 
@@ -176,15 +177,24 @@ def test_non_finite_weights_are_refused(saved, value):
         load(saved)
 
 
-def test_non_finite_token_is_refused(selector, tmp_path):
+def test_non_finite_token_is_refused(selector, saved):
     """Held before the fix too (parse_token checks finiteness): kept as a regression test."""
-    tokens = selector.model_tokens.clone()
-    tokens[1, 0] = float("nan")
-    zoo = [replace(entry, token_sha256=token_sha256(token)) for entry, token in zip(selector.zoo, tokens)]
-    bad = SpiderSelector(selector.config, selector.fitness, zoo, tokens)
-    bad.save_pretrained(tmp_path / "sel")
+    entry, token = selector.zoo[1], selector.model_tokens[1].clone()
+    token[0] = float("nan")
+    (saved / entry.mirror).write_bytes(token_bytes(token, model_id=entry.model_id, selector=selector.config.name))
+    zoo = json.loads((saved / "zoo.json").read_text())
+    zoo["models"][1]["token_sha256"] = token_sha256(token)  # zoo.json agrees: only the finiteness check is left
+    (saved / "zoo.json").write_text(json.dumps(zoo))
     with pytest.raises(TokenIntegrityError, match="NaN or inf"):
-        load(tmp_path / "sel")
+        load(saved)
+
+
+def test_non_finite_tokens_are_refused_when_a_selector_is_built(selector):
+    """Before: a selector holding NaN tokens (e.g. from a diverged training) was built and saved."""
+    tokens = selector.model_tokens.clone()
+    tokens[2, 1] = float("inf")
+    with pytest.raises(InvalidInputError, match=r"tokens of \['test-org/c'\] hold NaN or inf"):
+        SpiderSelector(selector.config, selector.fitness, selector.zoo, tokens)
 
 
 # --- files that are not regular files, or are too large ---------------------------------------------------------
