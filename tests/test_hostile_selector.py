@@ -238,8 +238,9 @@ def test_oversized_or_fifo_mirror_token_is_refused(selector, saved):
         load(saved)
 
 
-def test_model_repo_token_that_is_a_fifo_falls_back_to_the_mirror(selector, tmp_path):
-    """A zoo model's own folder holding a FIFO as its token: skipped (warning), the selector's mirror is used."""
+def test_model_repo_token_that_is_a_fifo_is_named_not_read(tmp_path):
+    """A zoo model's folder holding a FIFO as its token: a TokenIntegrityError naming it (with token_source="auto"
+    the selector's mirror copy is then used, as for any bad token). Before: silently taken as "no token"."""
     model = tmp_path / "model"
     (model / "spider").mkdir(parents=True)
     os.mkfifo(model / "spider" / "token.safetensors")
