@@ -275,11 +275,17 @@ def load_accuracy_model(folder: str | Path, *, zoo_ids: Sequence[str], task_enco
         raise fail("interval must be [low, high] with -1 <= low <= 0 <= high <= 1")
     level = _unit(data.get("level"), "level", fail)
     models = _read_models(_mapping(data.get("models", {}), "models", fail), set(zoo_ids), set(targets), fail)
-    calibration = data.get("calibration", {})
-    if not isinstance(calibration, dict):
-        raise fail("'calibration' must be an object")
+    calibration = _mapping(data.get("calibration", {}), "calibration", fail)
+    for key in _CALIBRATION_NUMBERS & set(calibration):  # the card prints these
+        _unit(calibration[key], f"calibration.{key}", fail)
+    for key in ("scores", "command"):
+        if not isinstance(calibration.get(key, ""), str):
+            raise fail(f"calibration.{key} must be a string")
     return AccuracyModel(task_encoder, targets, embeddings, levels, tuple(temperatures), percentiles, offsets,
                          (float(interval[0]), float(interval[1])), level, models, calibration)
+
+
+_CALIBRATION_NUMBERS = {"coverage", "coverage_min", "coverage_max", "mae", "mae_task_level_only"}
 
 
 def _reject_constant(name: str) -> None:

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import sys
+import tempfile
 import types
 from pathlib import Path
 
@@ -11,6 +13,8 @@ import numpy as np
 import pytest
 import torch
 from conftest import HUB_IMAGE_ZOO, MINILM, make_label_selector
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from safetensors.numpy import save_file
 
 from hf_spider import hub
@@ -162,12 +166,59 @@ def _corrupt_json(folder: Path, edit) -> None:
     (lambda d: d.update(task_encoder="other/encoder"), "task encoder"),
     (lambda d: d.update(temperatures="hot"), "temperatures"),
     (lambda d: d.update(format_version=99), "format_version"),
+    (lambda d: d["calibration"].update(coverage="most"), "calibration.coverage"),
 ])
 def test_hostile_accuracy_json_is_refused(tmp_path, edit, message):
     _model(IDS).save(tmp_path)
     _corrupt_json(tmp_path, edit)
     with pytest.raises(ArtifactError, match=message):
         load_accuracy_model(tmp_path, zoo_ids=IDS, task_encoder=MINILM, task_dim=DIM)
+
+
+_JUNK = st.one_of(st.none(), st.booleans(), st.integers(-5, 5), st.floats(allow_nan=True, allow_infinity=True),
+                 st.text(max_size=5), st.lists(st.floats(-2, 2), max_size=3), st.dictionaries(st.text(max_size=3),
+                                                                                          st.integers(), max_size=2))
+
+
+def _leaves(node, path=()):
+    """Every (path, value) of a JSON tree, containers included."""
+    yield path, node
+    items = node.items() if isinstance(node, dict) else enumerate(node) if isinstance(node, list) else ()
+    for key, child in items:
+        yield from _leaves(child, (*path, key))
+
+
+@functools.lru_cache(maxsize=1)
+def _small_files() -> tuple[dict, bytes]:
+    folder = Path(tempfile.mkdtemp(prefix="hf-spider-acc-"))
+    _model(IDS[:3]).save(folder)
+    return json.loads((folder / ACCURACY_JSON).read_text()), (folder / ACCURACY_TENSORS).read_bytes()
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(data=st.data())
+def test_any_corrupted_value_loads_or_is_refused_with_artifact_error(tmp_path, data):
+    folder = tmp_path / "fuzz"
+    folder.mkdir(exist_ok=True)
+    original, tensors = _small_files()
+    (folder / ACCURACY_TENSORS).write_bytes(tensors)
+    paths = [p for p, _ in _leaves(original) if p]
+    path = data.draw(st.sampled_from(paths))
+    corrupted = json.loads(json.dumps(original))
+    node = corrupted
+    for key in path[:-1]:
+        node = node[key]
+    node[path[-1]] = data.draw(_JUNK)
+    (folder / ACCURACY_JSON).write_text(json.dumps(corrupted))
+    try:
+        model = load_accuracy_model(folder, zoo_ids=IDS[:3], task_encoder=MINILM, task_dim=DIM)
+    except ArtifactError:
+        return
+    sims = model.similarities(np.ones((2, DIM)))  # whatever loaded must still predict sane numbers
+    accuracy, low, high = model.predict(sims, np.linspace(0, 1, 5))
+    assert np.all((0 <= low) & (low <= accuracy) & (accuracy <= high) & (high <= 1))
+    assert np.all(np.diff(accuracy) <= 0)
+    assert "interval" in model.card_section()  # what a re-save prints into the card
 
 
 def test_wrong_embedding_shapes_and_missing_tensors_are_refused(tmp_path):
