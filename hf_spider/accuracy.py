@@ -13,8 +13,9 @@ embeddings of its training tasks) beside its network. For a new task, a model ra
   the selector's leave-one-target-out scores. A weak ranker gets a flat curve, a sharp one a steep curve.
 
 The offset depends on the rank alone, so predicted accuracy never increases down a ranking. The interval adds the
-leave-one-target-out residual quantiles. ``hf_spider.accuracy_fit`` fits the model and measures its coverage;
-``benchmarks/hubzoo/calibrate.py`` writes the bundled selectors' files. Only JSON and safetensors are read.
+leave-one-target-out residual quantiles of the model's rank band (quartiles: the last ranks hold the diverged runs,
+whose spread would otherwise widen every interval). ``hf_spider.accuracy_fit`` fits the model and measures its
+coverage; ``benchmarks/hubzoo/calibrate.py`` writes the bundled selectors' files. Only JSON and safetensors are read.
 """
 
 from __future__ import annotations
@@ -63,7 +64,8 @@ class AccuracyModel:
         temperatures: Softmax temperatures of the task-level weights, averaged (``None``: uniform weights).
         curve_percentiles: ``(K,)`` increasing knots from 0 to 1.
         curve_offsets: ``(K,)`` non-increasing accuracy offset at each knot.
-        interval: ``(low, high)`` residual quantiles, ``low <= 0 <= high``.
+        interval: ``(B, 2)`` residual quantiles ``(low, high)``, ``low <= 0 <= high``, for ``B`` equal rank bands
+            (band ``b`` holds percentiles ``[b/B, (b+1)/B)``, the last one includes 1).
         level: Nominal coverage of the interval (0.8).
         models: Model id → [`ModelRecord`].
         calibration: How it was fitted and what was measured (JSON; shown in the selector card).
@@ -76,7 +78,7 @@ class AccuracyModel:
     temperatures: tuple[float | None, ...]
     curve_percentiles: np.ndarray
     curve_offsets: np.ndarray
-    interval: tuple[float, float]
+    interval: np.ndarray
     level: float = 0.8
     models: dict[str, ModelRecord] = field(default_factory=dict)
     calibration: dict[str, Any] = field(default_factory=dict)
@@ -98,9 +100,7 @@ class AccuracyModel:
         """
         offsets = np.interp(percentiles, self.curve_percentiles, self.curve_offsets)
         accuracy = np.clip(self.task_level(similarities) + offsets, 0.0, 1.0)
-        low = np.minimum(np.clip(accuracy + self.interval[0], 0.0, 1.0), accuracy)
-        high = np.maximum(np.clip(accuracy + self.interval[1], 0.0, 1.0), accuracy)
-        return accuracy, low, high
+        return (accuracy, *interval_bounds(accuracy, percentiles, self.interval))
 
     def evidence(self, similarities: np.ndarray, model_id: str, label_names: Sequence[str]) -> dict[str, Any]:
         """The training tasks most like this one with the model's measured accuracy there (``None``: not run),
@@ -142,7 +142,7 @@ class AccuracyModel:
             "targets": {t: {"median_accuracy": round(float(v), 6)} for t, v in zip(self.targets, self.target_levels)},
             "rank_curve": {"percentile": [round(float(p), 6) for p in self.curve_percentiles],
                            "offset": [round(float(o), 6) for o in self.curve_offsets]},
-            "interval": [round(float(v), 6) for v in self.interval],
+            "interval": [[round(float(lo), 6), round(float(hi), 6)] for lo, hi in self.interval],
             "models": {m: {"accuracy": {t: round(a, 6) for t, a in r.accuracy.items()},
                            "source_labels": list(r.source_labels)} for m, r in sorted(self.models.items())},
             "calibration": self.calibration,
@@ -155,8 +155,9 @@ class AccuracyModel:
             f"`rank()` fills `predicted_accuracy` and an {self.level:.0%} `predicted_accuracy_interval` for every "
             "model: the median accuracy of the most similar training tasks (label-name embeddings) plus an "
             "offset that falls with the model's rank percentile; the interval adds the "
-            f"{(1 - self.level) / 2:.0%}/{(1 + self.level) / 2:.0%} quantiles of leave-one-target-out residuals "
-            f"([{self.interval[0]:+.3f}, {self.interval[1]:+.3f}]).",
+            f"{(1 - self.level) / 2:.0%}/{(1 + self.level) / 2:.0%} quantiles of leave-one-target-out residuals in "
+            f"the model's rank band ({len(self.interval)} bands, best first: "
+            + ", ".join(f"[{lo:+.3f}, {hi:+.3f}]" for lo, hi in self.interval) + ").",
         ]
         if "coverage" in c and "mae" in c:
             lines.append(
@@ -184,6 +185,15 @@ def task_levels(similarities: np.ndarray, levels: np.ndarray, temperatures: Sequ
         weights = np.ones_like(similarities) if tau is None else np.exp(shifted / tau)
         out += weights @ levels / weights.sum(axis=1)
     return out / len(temperatures)
+
+
+def interval_bounds(accuracy: np.ndarray, percentiles: np.ndarray, interval: np.ndarray) -> tuple[np.ndarray, ...]:
+    """``(low, high)`` around ``accuracy`` at rank ``percentiles``: each band's residual quantiles, clipped to [0, 1]
+    and widened where needed to contain the prediction."""
+    band = np.minimum((np.asarray(percentiles) * len(interval)).astype(int), len(interval) - 1)
+    low = np.minimum(np.clip(accuracy + interval[band, 0], 0.0, 1.0), accuracy)
+    high = np.maximum(np.clip(accuracy + interval[band, 1], 0.0, 1.0), accuracy)
+    return low, high
 
 
 def task_embedding(prototypes: Any) -> np.ndarray:
@@ -270,9 +280,13 @@ def load_accuracy_model(folder: str | Path, *, zoo_ids: Sequence[str], task_enco
         raise fail("rank_curve.percentile must increase from 0 to 1")
     if np.any(np.diff(offsets) > 0) or np.any(np.abs(offsets) > 1):
         raise fail("rank_curve.offset must be non-increasing and within [-1, 1]")
-    interval = _vector(data.get("interval"), "interval", fail)
-    if len(interval) != 2 or not (-1 <= interval[0] <= 0 <= interval[1] <= 1):
-        raise fail("interval must be [low, high] with -1 <= low <= 0 <= high <= 1")
+    bands = data.get("interval")
+    if not isinstance(bands, list) or not bands or not all(isinstance(b, list) for b in bands):
+        raise fail("interval must be a non-empty list of [low, high] pairs, one per rank band")
+    interval = np.array([_vector(b, "interval", fail) for b in bands if len(b) == 2])
+    if len(interval) != len(bands) or np.any(interval[:, 0] > 0) or np.any(interval[:, 1] < 0) or np.any(
+            np.abs(interval) > 1):
+        raise fail("interval must hold [low, high] pairs with -1 <= low <= 0 <= high <= 1")
     level = _unit(data.get("level"), "level", fail)
     models = _read_models(_mapping(data.get("models", {}), "models", fail), set(zoo_ids), set(targets), fail)
     calibration = _mapping(data.get("calibration", {}), "calibration", fail)
@@ -282,7 +296,7 @@ def load_accuracy_model(folder: str | Path, *, zoo_ids: Sequence[str], task_enco
         if not isinstance(calibration.get(key, ""), str):
             raise fail(f"calibration.{key} must be a string")
     return AccuracyModel(task_encoder, targets, embeddings, levels, tuple(temperatures), percentiles, offsets,
-                         (float(interval[0]), float(interval[1])), level, models, calibration)
+                         interval, level, models, calibration)
 
 
 _CALIBRATION_NUMBERS = {"coverage", "coverage_min", "coverage_max", "mae", "mae_task_level_only"}

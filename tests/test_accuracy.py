@@ -163,6 +163,9 @@ def _corrupt_json(folder: Path, edit) -> None:
     (lambda d: d["models"]["org/model-0"]["accuracy"].update(cars=1.5), r"\[0, 1\]"),
     (lambda d: d["models"]["org/model-0"]["accuracy"].update(moon=0.5), "unknown tasks"),
     (lambda d: d.update(interval=[0.1, 0.2]), "interval"),
+    (lambda d: d.update(interval=[[0.1, 0.2]]), "interval"),
+    (lambda d: d.update(interval=[[-0.1, 0.2, 0.3]]), "interval"),
+    (lambda d: d.update(interval=[]), "interval"),
     (lambda d: d.update(task_encoder="other/encoder"), "task encoder"),
     (lambda d: d.update(temperatures="hot"), "temperatures"),
     (lambda d: d.update(format_version=99), "format_version"),
@@ -332,3 +335,13 @@ def test_calibrate_reads_saved_scores_by_model_id_or_stands_in_with_zoo_mean(tmp
     assert calibrate.source_label_names({"source_labels": "nan", "source_dataset": "glue/cola"},
                                         {"glue/cola": {"names": ["unacceptable", "acceptable"]}}) == [
         "unacceptable", "acceptable"]
+
+
+def test_calibrate_loads_a_selector_whose_old_calibration_it_replaces(small_selector, tmp_path):
+    folder = tmp_path / "sel"
+    SpiderSelector.from_pretrained(small_selector, token_source="mirror").save_pretrained(folder)
+    (folder / ACCURACY_JSON).write_text('{"format_version": 0}')  # an older or broken calibration
+    before = (folder / ACCURACY_JSON).read_bytes()
+    selector = _calibrate()._load_uncalibrated(folder)
+    assert selector.accuracy is None and selector.model_ids == HUB_IMAGE_ZOO
+    assert (folder / ACCURACY_JSON).read_bytes() == before  # untouched until the new calibration is saved

@@ -5,7 +5,7 @@
 Writes ``hf_spider/bundled/hubzoo-<side>/accuracy.json`` + ``accuracy.safetensors`` (keyed by model id and target
 name), sets ``num_parameters`` in its ``zoo.json`` from the TransferGraph model metadata, and re-renders its card
 with the measured numbers. The model is ``hf_spider.accuracy`` (task level from the most similar training targets +
-an offset by rank percentile, 80 % interval from leave-one-target-out residuals), fitted by
+an offset by rank percentile, 80 % interval from leave-one-target-out residuals per rank quartile), fitted by
 ``hf_spider.accuracy_fit`` from:
 
 * the measured accuracies (``hf_spider.hubzoo.load_transfergraph``);
@@ -24,12 +24,14 @@ from __future__ import annotations
 
 import argparse
 import json
+import shutil
+import tempfile
 from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 
-from hf_spider.accuracy import normalise_label, task_embedding
+from hf_spider.accuracy import ACCURACY_JSON, ACCURACY_TENSORS, normalise_label, task_embedding
 from hf_spider.accuracy_fit import fit_accuracy_model, nested_loto, rank_percentiles
 from hf_spider.errors import InvalidInputError
 from hf_spider.hubzoo import HubZooRecords, load_transfergraph, model_source_labels
@@ -76,7 +78,7 @@ def calibrate(side: str, folder: Path | None = None, scores_path: Path = SCORES_
     """Fit, measure and write the accuracy model of one bundled selector; returns what was measured."""
     folder = folder or BUNDLED / f"hubzoo-{side}"
     records = load_transfergraph(side)
-    selector = SpiderSelector.from_pretrained(folder, token_source="mirror")
+    selector = _load_uncalibrated(folder)
     models = selector.model_ids
     if set(models) != set(records.models):
         raise InvalidInputError(f"{folder} ranks {len(models)} models, the {side} records hold {len(records.models)}"
@@ -112,7 +114,7 @@ def calibrate(side: str, folder: Path | None = None, scores_path: Path = SCORES_
     selector.zoo = [replace(e, num_parameters=int(sizes[e.model_id]) if not _missing(sizes[e.model_id])
                             else e.num_parameters) for e in selector.zoo]
     selector.save_pretrained(folder)
-    return {"side": side, "folder": str(folder), "interval": selector.accuracy.interval, **calibration}
+    return {"side": side, "folder": str(folder), "interval": selector.accuracy.interval.tolist(), **calibration}
 
 
 def source_label_names(meta_row, label_names: dict[str, dict]) -> list[str]:
@@ -123,6 +125,15 @@ def source_label_names(meta_row, label_names: dict[str, dict]) -> list[str]:
     if len(names) == 1 and normalise_label(names[0]) in by_name:
         return list(by_name[normalise_label(names[0])])
     return names
+
+
+def _load_uncalibrated(folder: Path) -> SpiderSelector:
+    """The selector in ``folder`` without its current calibration, which may be of an older format or belong to the
+    network it replaces: loaded from a copy, so ``folder`` changes only when the new calibration is saved."""
+    with tempfile.TemporaryDirectory() as tmp:
+        copy = Path(tmp) / folder.name
+        shutil.copytree(folder, copy, ignore=shutil.ignore_patterns(ACCURACY_JSON, ACCURACY_TENSORS))
+        return SpiderSelector.from_pretrained(copy, token_source="mirror")
 
 
 def _missing(value) -> bool:
@@ -139,7 +150,8 @@ def report(result: dict) -> str:
              f"  MAE {result['mae']:.4f} (task level alone: {result['mae_task_level_only']:.4f}); coverage of the "
              f"{LEVEL:.0%} interval {result['coverage']:.1%} (per target {result['coverage_min']:.0%}-"
              f"{result['coverage_max']:.0%})",
-             f"  shipped interval offsets [{result['interval'][0]:+.4f}, {result['interval'][1]:+.4f}]",
+             "  shipped interval offsets by rank quartile: "
+             + ", ".join(f"[{lo:+.3f}, {hi:+.3f}]" for lo, hi in result["interval"]),
              f"  {'target':<32} {'MAE':>7} {'cover':>6} {'models':>6}"]
     lines += [f"  {t:<32} {v['mae']:>7.4f} {v['coverage']:>6.1%} {v['models']:>6}"
               for t, v in result["per_target"].items()]
