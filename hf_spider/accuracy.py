@@ -165,7 +165,8 @@ class AccuracyModel:
                 "fitted without the held-out target, counted on it): coverage of the "
                 f"{self.level:.0%} interval **{c['coverage']:.1%}** (per target {c.get('coverage_min', 0):.0%}–"
                 f"{c.get('coverage_max', 1):.0%}), mean absolute error **{c['mae']:.3f}** (task level alone: "
-                f"{c.get('mae_task_level_only', float('nan')):.3f}). Most of the error is the task level, which all "
+                f"{c.get('mae_task_level_only', float('nan')):.3f}; the training tasks' mean level alone: "
+                f"{c.get('mae_mean_level_only', float('nan')):.3f}). Most of the error is the task level, which all "
                 "models of a task share: on a given dataset the interval tends to hold for nearly every model, or "
                 "for few."
             )
@@ -299,7 +300,8 @@ def load_accuracy_model(folder: str | Path, *, zoo_ids: Sequence[str], task_enco
                          interval, level, models, calibration)
 
 
-_CALIBRATION_NUMBERS = {"coverage", "coverage_min", "coverage_max", "mae", "mae_task_level_only"}
+_CALIBRATION_NUMBERS = {"coverage", "coverage_min", "coverage_max", "mae", "mae_task_level_only",
+                        "mae_mean_level_only"}
 
 
 def _reject_constant(name: str) -> None:

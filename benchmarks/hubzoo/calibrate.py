@@ -92,6 +92,8 @@ def calibrate(side: str, folder: Path | None = None, scores_path: Path = SCORES_
     percentiles = rank_percentiles(scores)
     measured = nested_loto(embeddings, accuracy, percentiles, level=LEVEL)
     flat = nested_loto(embeddings, accuracy, percentiles, level=LEVEL, rank_curve=False)
+    # equal embeddings make every training target equally similar: the plain mean level, the baseline of both parts
+    plain = nested_loto(np.ones_like(embeddings), accuracy, percentiles, level=LEVEL, rank_curve=False)
     command = f"python -m benchmarks.hubzoo.calibrate --side {side}"
     calibration = {
         "scores": source,
@@ -101,6 +103,7 @@ def calibrate(side: str, folder: Path | None = None, scores_path: Path = SCORES_
         "coverage_max": round(measured["coverage_max"], 4),
         "mae": round(measured["mae"], 4),
         "mae_task_level_only": round(flat["mae"], 4),
+        "mae_mean_level_only": round(plain["mae"], 4),
         "per_target": {records.targets[t]: {"mae": round(e, 4), "coverage": round(c, 4), "models": n}
                        for t, (e, c, n) in measured["per_target"].items()},
         "command": command,
@@ -147,7 +150,8 @@ def report(result: dict) -> str:
     lines = [f"{result['side']}: {result['folder']}", f"  scores: {result['scores']}",
              f"  nested leave-one-target-out over {result['num_targets']} targets (calibration fitted without the "
              "held-out target, counted on it):",
-             f"  MAE {result['mae']:.4f} (task level alone: {result['mae_task_level_only']:.4f}); coverage of the "
+             f"  MAE {result['mae']:.4f} (task level alone: {result['mae_task_level_only']:.4f}; the training "
+             f"targets' mean level alone: {result['mae_mean_level_only']:.4f}); coverage of the "
              f"{LEVEL:.0%} interval {result['coverage']:.1%} (per target {result['coverage_min']:.0%}-"
              f"{result['coverage_max']:.0%})",
              "  shipped interval offsets by rank quartile: "
