@@ -105,13 +105,14 @@ class AccuracyModel:
     def evidence(self, similarities: np.ndarray, model_id: str, label_names: Sequence[str]) -> dict[str, Any]:
         """The training tasks most like this one with the model's measured accuracy there (``None``: not run),
         and whether the model was fine-tuned on this label set (``None``: its labels are unknown)."""
+        return self._evidence(similarities, model_id, frozenset(normalise_label(n) for n in label_names))
+
+    def _evidence(self, similarities: np.ndarray, model_id: str, label_set: frozenset[str]) -> dict[str, Any]:
         record = self.models.get(model_id, ModelRecord())
-        nearest = np.argsort(-similarities, kind="stable")[:NUM_EVIDENCE_TASKS]
+        nearest = np.argsort(-similarities, kind="stable")[:NUM_EVIDENCE_TASKS]  # T ~ 10
         tasks = [{"task": self.targets[j], "similarity": round(float(similarities[j]), 3),
                   "accuracy": record.accuracy.get(self.targets[j])} for j in nearest]
-        same = None
-        if record.source_labels:
-            same = set(record.source_labels) == {normalise_label(n) for n in label_names}
+        same = set(record.source_labels) == label_set if record.source_labels else None
         return {"similar_tasks": tasks, "same_label_set": same}
 
     def restricted_to(self, model_ids: Sequence[str]) -> AccuracyModel:
@@ -224,9 +225,10 @@ def ranked_fields(model: AccuracyModel | None, entries: Sequence[Any], prototype
     sims = model.similarities(prototypes)
     percentiles = np.arange(len(entries)) / max(num_models - 1, 1)
     accuracy, low, high = model.predict(sims, percentiles)
+    label_set = frozenset(normalise_label(n) for n in label_names)  # once per ranking, not per model
     for f, e, a, lo, hi in zip(fields, entries, accuracy, low, high):
         f.update(predicted_accuracy=round(float(a), 4), predicted_accuracy_interval=(round(float(lo), 4),
-                 round(float(hi), 4)), evidence=model.evidence(sims, e.model_id, label_names))
+                 round(float(hi), 4)), evidence=model._evidence(sims, e.model_id, label_set))
     return fields
 
 
