@@ -97,8 +97,10 @@ def selector_card(
     zoo: list[dict[str, Any]],
     training: dict[str, Any] | None = None,
     rerank_k: int | None = None,
+    accuracy: str | None = None,
 ) -> ModelCard:
-    """Render the selector's model card (``library_name: hf-spider``, tags, the zoo, how it was trained)."""
+    """Render the selector's model card (``library_name: hf-spider``, tags, the zoo, how it was trained; ``accuracy``:
+    Markdown on its predicted accuracy and how well that is calibrated, when it has one)."""
     data = ModelCardData(
         library_name="hf-spider",
         tags=["hf-spider", "model-selection", "model-spider", f"{modality}-classification"],
@@ -119,4 +121,5 @@ def selector_card(
         zoo=zoo_rows,
         training=training or {},
         rerank_k=rerank_k,
+        accuracy=accuracy,
     )

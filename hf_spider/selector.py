@@ -20,6 +20,7 @@ from huggingface_hub import ModelHubMixin
 from safetensors.torch import save as st_save
 
 from . import hub
+from .accuracy import ACCURACY_JSON, ACCURACY_TENSORS, AccuracyModel, load_accuracy_model, ranked_fields
 from .cards import selector_card
 from .config import SelectorConfig
 from .data import Modality, TaskSample, dataset_label_names, readable_label, sample_task
@@ -60,6 +61,7 @@ class SpiderSelector(
         zoo: The zoo's entries, in token order.
         model_tokens: ``(M, token_dim)`` tokens, row ``i`` for ``zoo[i]``.
         revision: Commit sha of the selector repo this was loaded from (``None`` for a folder or a new selector).
+        accuracy: Maps rankings to predicted accuracies (``accuracy.json``); ``None``: rankings carry none.
 
     Example:
         ```python
@@ -78,8 +80,10 @@ class SpiderSelector(
         model_tokens: torch.Tensor | None = None,
         *,
         revision: str | None = None,
+        accuracy: AccuracyModel | None = None,
     ) -> None:
         self.config = config
+        self.accuracy = accuracy
         self.fitness = (fitness or FitnessNetwork(config.fitness)).eval()
         self.zoo = list(zoo or [])
         self.model_tokens = model_tokens if model_tokens is not None else torch.zeros(0, config.fitness.token_dim)
@@ -300,11 +304,13 @@ class SpiderSelector(
     def _ranking(self, scores: np.ndarray, task: TaskToken, *, top_k: int | None, dataset_name: str, start: float,
                  reranked: set[int] = frozenset()) -> Ranking:
         order = np.argsort(-scores, kind="stable")[: top_k or len(scores)]
+        extra = ranked_fields(self.accuracy, [self.zoo[i] for i in order], task.prototypes, task.label_names,
+                              num_models=len(scores))  # size, licence; predicted accuracy + evidence if calibrated
         models = [
             RankedModel(rank=r + 1, model_id=self.zoo[i].model_id, revision=self.zoo[i].revision,
                         score=float(scores[i]), task_type=self.zoo[i].task_type, reranked=int(i) in reranked,
-                        label_names=tuple(task.label_names))
-            for r, i in enumerate(order)
+                        label_names=tuple(task.label_names), **fields)
+            for r, (i, fields) in enumerate(zip(order, extra))
         ]
         return Ranking(models, selector=self.config.name, selector_revision=self.revision, dataset=dataset_name,
                        seconds=time.perf_counter() - start)
@@ -320,12 +326,18 @@ class SpiderSelector(
         atomic_write_bytes(save_directory / "model.safetensors", st_save(state, metadata={"format": "pt"}))
         atomic_write_text(save_directory / "zoo.json", hub.dump_zoo(self.zoo, selector=self.config.name))
         atomic_write_text(save_directory / "config.json", json.dumps(asdict(self.config), indent=2, sort_keys=True))
+        if self.accuracy is not None:
+            self.accuracy.restricted_to(self.model_ids).save(save_directory)
+        else:  # a calibration left from an earlier save belongs to another network: never load it with this one
+            for name in (ACCURACY_JSON, ACCURACY_TENSORS):
+                (save_directory / name).unlink(missing_ok=True)
         card = selector_card(
             repo_id=self.config.name, modality=self.config.modality, task_encoder=self.config.task_encoder,
             task_token_kind=self.config.task_token_kind, shots_per_class=self.config.shots_per_class,
             token_dim=self.config.fitness.token_dim, num_layers=self.config.fitness.num_layers,
             zoo=[asdict(e) for e in self.zoo], training=self.config.training,
             rerank_k=self.config.rerank_k if self.config.fitness.ptm_widths else None,
+            accuracy=self.accuracy.card_section() if self.accuracy is not None else None,
         )
         atomic_write_text(save_directory / "README.md", str(card))
 
@@ -393,7 +405,9 @@ class SpiderSelector(
             raise ArtifactError(f"{model_id} has no model.safetensors; it is not a complete selector.") from err
         tokens = hub.load_zoo_tokens(zoo, folder, dim=config.fitness.token_dim, token_source=token_source,
                                      token=token)
-        return cls(config, fitness, zoo, tokens, revision=sha)
+        accuracy = load_accuracy_model(folder, zoo_ids=[e.model_id for e in zoo], task_encoder=config.task_encoder,
+                                       task_dim=config.fitness.task_dim)  # None without accuracy.json
+        return cls(config, fitness, zoo, tokens, revision=sha, accuracy=accuracy)
 
     def __repr__(self) -> str:
         return (f"SpiderSelector(name={self.config.name!r}, modality={self.config.modality!r}, "

@@ -7,7 +7,7 @@ import pytest
 import torch
 from synthetic import planted_tasks
 
-from hf_spider import FitnessConfig, SelectorConfig, SpiderSelector, TrainingConfig, ZooError
+from hf_spider import FitnessConfig, SelectorConfig, SpiderSelector, TrainingConfig, ZooError, hub
 from hf_spider.training import score_tasks
 
 CFG = FitnessConfig(task_dim=16, token_dim=32, num_heads=2, num_layers=2, dropout=0.0)
@@ -50,7 +50,8 @@ def test_add_model_places_the_new_model_correctly(seven_model_selector, tmp_path
     assert learned < 0.6 * average and learned < 2.0
     # The folder was updated in place and loads with the new model verified by sha256.
     zoo = json.loads((tmp_path / "sel" / "zoo.json").read_text())
-    assert [m["model_id"] for m in zoo["models"]][-1] == "org/m7" and zoo["models"][-1] == entry.__dict__
+    assert [m["model_id"] for m in zoo["models"]][-1] == "org/m7" and zoo["models"][-1] == json.loads(
+        hub.dump_zoo([entry], selector="x"))["models"][0]  # optional keys (num_parameters...) only when known
     loaded = SpiderSelector.from_pretrained(tmp_path / "sel", token_source="mirror")
     assert torch.equal(loaded.model_tokens, selector.model_tokens)
     with pytest.raises(ZooError, match="already in the zoo"):
