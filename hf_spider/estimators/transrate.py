@@ -66,8 +66,9 @@ def transrate(
 
           TrR_authors = ( R(Z, ε) − Σ_c (n_c / N) R(Z_c, ε) ) / r.
 
-      On SpiderBench's image targets the two variants were found nearly uncorrelated across the zoo (Kendall
-      τ ≈ 0.04, the check reported in issue 15), so say which one a comparison used.
+      The two variants can rank a zoo very differently (Kendall τ between them was 0.04 in one check on
+      SpiderBench features and 0.56 on the 15 models of the v2 target `glyphs-lower-a-h-liberation`), so say
+      which one a comparison used.
 
     Each log-determinant uses the Cholesky factor of the smaller Gram matrix. The per-class rates loop over
     classes: each class has its own matrix of a different size, so the C log-determinants cannot be stacked into

@@ -67,16 +67,16 @@ def measure_image(spec, model_name: str, seeds: list[int], command: str) -> None
     todo = [s for s in seeds if not unit_path("image", spec.name, model_name, s).is_file()]
     if not todo:
         return
-    start = time.perf_counter()
+    start, cpu_start = time.perf_counter(), time.process_time()
     splits = task_splits(spec)
     (x_tr, y_tr), (x_va, y_va), (x_te, y_te) = splits["train"], splits["val"], splits["test"]
     model = load(zoo("image")[1] / model_name)
     h_tr, h_va, h_te = trunk_outputs(model, x_tr), trunk_outputs(model, x_va), trunk_outputs(model, x_te)
     feats, probs = features_and_probs(model, h_tr)
-    pair_seconds = time.perf_counter() - start
+    pair_seconds, pair_cpu = time.perf_counter() - start, time.process_time() - cpu_start
     _save_features(FEATURE_ROOT / "image" / spec.name / f"{model_name}.npz", feats, probs, y_tr, pair_seconds)
     for seed in todo:
-        started = time.perf_counter()
+        started, cpu = time.perf_counter(), time.process_time()
         runs = {}
         for lr in v1.LR_GRID:
             tuned, history = train_top(model, h_tr, y_tr, num_classes=len(spec.classes), lr=lr, epochs=v1.EPOCHS,
@@ -85,6 +85,7 @@ def measure_image(spec, model_name: str, seeds: list[int], command: str) -> None
                              "test_accuracy": accuracy(tuned, h_te, y_te)}
         record_ground_truth(unit_path("image", spec.name, model_name, seed), spec.name, model_name, runs, v1.LR_GRID,
                             started, seed=seed, epochs=v1.EPOCHS, batch_size=v1.BATCH_SIZE, pair_seconds=pair_seconds,
+                            cpu_seconds=time.process_time() - cpu, pair_cpu_seconds=pair_cpu,
                             protocol="top fine-tuning (last stage + head conv + new classifier), frozen trunk; "
                                      "lr chosen on val", splits={s: len(v[1]) for s, v in splits.items()},
                             command=command)
@@ -97,19 +98,20 @@ def measure_text(spec, model_name: str, seeds: list[int], command: str) -> None:
     todo = [s for s in seeds if not unit_path("text", spec.name, model_name, s).is_file()]
     if not todo:
         return
-    start = time.perf_counter()
+    start, cpu_start = time.perf_counter(), time.process_time()
     splits = task_splits(spec)
     folder = zoo("text")[1] / model_name
     feats, probs, seconds = encode(folder, splits["train"][0])
     _save_features(FEATURE_ROOT / "text" / spec.name / f"{model_name}.npz", feats, probs, splits["train"][1], seconds)
     backbone, tokenizer = load_backbone(folder)
-    pair_seconds = time.perf_counter() - start
+    pair_seconds, pair_cpu = time.perf_counter() - start, time.process_time() - cpu_start
     for seed in todo:
-        started = time.perf_counter()
+        started, cpu = time.perf_counter(), time.process_time()
         runs = {str(lr): fine_tune(backbone, tokenizer, splits, len(spec.classes), lr=lr, epochs=v1.EPOCHS,
                                    seed=seed, batch_size=v1.BATCH_SIZE) for lr in v1.LR_GRID}
         record_ground_truth(unit_path("text", spec.name, model_name, seed), spec.name, model_name, runs, v1.LR_GRID,
                             started, seed=seed, epochs=v1.EPOCHS, batch_size=v1.BATCH_SIZE, pair_seconds=pair_seconds,
+                            cpu_seconds=time.process_time() - cpu, pair_cpu_seconds=pair_cpu,
                             protocol="fine-tuning of all weights but the word embeddings + new mean-pool linear "
                                      "classifier (10x lr), AdamW one-cycle; lr chosen on val",
                             splits={s: len(v[1]) for s, v in splits.items()}, command=command)
@@ -135,16 +137,20 @@ def summary(modality: str, seeds: list[int] = SEEDS) -> dict:
     units = [read_json(p) for p in sorted((GT_ROOT / modality).glob("*/*/seed*.json"))]
     per_target = {t.name: a for t in all_tasks(modality, "target")
                   if (a := seed_accuracies(modality, t.name, seeds)) is not None}
-    fine_tune = [u["seconds"] for u in units]
-    pairs = {(u["task"], u["model"]): u["pair_seconds"] for u in units}
-    by_model: dict[str, list[float]] = {}
+    def mean(key: str, rows: list[dict]) -> float | None:
+        vals = [r[key] for r in rows if key in r]
+        return float(np.mean(vals)) if vals else None
+
+    pairs = list({(u["task"], u["model"]): u for u in units}.values())
+    by_model: dict[str, list[dict]] = {}
     for u in units:
-        by_model.setdefault(u["model"], []).append(u["seconds"])
+        by_model.setdefault(u["model"], []).append(u)
     return {"modality": modality, "units": len(units), "complete_targets": sorted(per_target),
             "noise_ceiling": noise_ceiling(per_target) if per_target else None,
-            "seconds_per_unit_mean": float(np.mean(fine_tune)) if units else None,
-            "pair_seconds_mean": float(np.mean(list(pairs.values()))) if pairs else None,
-            "seconds_per_unit_by_model": {m: float(np.mean(v)) for m, v in sorted(by_model.items())}}
+            "wall_seconds_per_unit": mean("seconds", units), "cpu_seconds_per_unit": mean("cpu_seconds", units),
+            "wall_seconds_per_pair_overhead": mean("pair_seconds", pairs),
+            "cpu_seconds_per_pair_overhead": mean("pair_cpu_seconds", pairs),
+            "wall_seconds_per_unit_by_model": {m: mean("seconds", v) for m, v in sorted(by_model.items())}}
 
 
 def main(argv: list[str] | None = None) -> None:
