@@ -66,8 +66,8 @@ def transrate(
 
           TrR_authors = ( R(Z, ε) − Σ_c (n_c / N) R(Z_c, ε) ) / r.
 
-      The two variants can rank a zoo very differently (Kendall τ between them was 0.04 in one check on
-      SpiderBench features and 0.56 on the 15 models of the v2 target `glyphs-lower-a-h-liberation`), so say
+      The two variants can rank a zoo very differently (Kendall τ between them: 0.04 in the review that found
+      the difference, 0.56 on the 15 models of the SpiderBench v2 target `glyphs-lower-a-h-liberation`), so say
       which one a comparison used.
 
     Each log-determinant uses the Cholesky factor of the smaller Gram matrix. The per-class rates loop over
