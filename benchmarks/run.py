@@ -172,12 +172,11 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--out", default=str(ROOT / "benchmarks"), help="where RESULTS.md and results.json go")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
-    import torch
-
+    from benchmarks.spiderbench.common import set_threads
     from hf_spider.estimators import ESTIMATORS
     from hf_spider.selector import SpiderSelector
 
-    torch.set_num_threads(2)
+    set_threads()  # SPIDERBENCH_THREADS, default 2, as every build script
     names = list(ESTIMATORS) if args.estimators == ["all"] else args.estimators
     selector = SpiderSelector.from_pretrained(args.selector, token_source="mirror")
     if [e.model_id for e in selector.zoo] != [f"spiderbench/{m}" for m in ZOO]:

@@ -137,3 +137,16 @@ def test_results_json_gains_per_model_scores_and_meta():
     assert paired_bootstrap(np.ones(4), np.zeros(4))["low"] == 1.0  # a constant difference has no spread
     with pytest.raises(ValueError, match="_"):
         results_document({"_x": {}}, {}, {})
+
+
+def test_a_text_two_classes_share_is_dropped_from_the_task(monkeypatch):
+    from benchmarks.spiderbench.v2 import data
+    from benchmarks.spiderbench.v2.classes import refs
+
+    pools = {"a": {"train": ["x", "shared"], "val": ["y"], "test": ["z"]},
+             "b": {"train": ["u"], "val": ["v"], "test": ["shared", "w"]}}
+    monkeypatch.setattr(data, "_class_splits", lambda spec, ref: pools[ref.label])
+    spec = tasks.TaskSpec("t", "text", "train", refs("bbc", ["a", "b"]))
+    splits = data.build_splits(spec)
+    assert splits["train"][0] == ["x", "u"] and splits["test"][0] == ["z", "w"]
+    assert splits["test"][1].tolist() == [0, 1]

@@ -92,5 +92,5 @@ TARGET_FONT_GROUPS = ["liberation", "crosextra", "humanist", "rounded", "handwri
 TRAINING_LOCALES = ["sv_SE", "da_DK", "fi_FI", "no_NO", "cs_CZ", "hu_HU", "ro_RO", "hr_HR", "sk_SK"]
 TRAINING_FIELDS = ["city", "country", "color_name", "catch_phrase", "bs"]
 TRAINING_DOCSTRINGS = ["asyncio", "email", "unittest", "logging", "http", "xml", "multiprocessing", "importlib",
-                       "json", "collections", "concurrent", "sqlite3", "urllib", "tkinter", "ctypes"]
+                       "idlelib", "collections", "turtle", "decimal", "urllib", "tkinter", "typing"]  # ≥ 78 each
 TRAINING_BBC = v1_text.BBC_TARGET  # sports, tech: v1 targets, now training classes

@@ -2,7 +2,8 @@
 
 Every class gives 16 train and 8 val examples and between 50 and 100 test examples (all it has left, up to 100),
 except sources with their own test file (``text_sources.HAS_TEST_FILE``), whose test file is used whole and whose
-train / val examples come from their train file. A class with fewer than 50 test examples is an error.
+train / val examples come from their train file. A class with fewer than 50 test examples is an error. A text that
+two classes of a task share is dropped from the task (rare: a name two Faker locales both produce).
 """
 
 from __future__ import annotations
@@ -39,6 +40,14 @@ def _class_splits(spec: TaskSpec, ref) -> dict[str, list]:
 def build_splits(spec: TaskSpec) -> dict[str, tuple]:
     """``{split: (examples, labels)}``; images as ``(N, 64, 64, 3)`` uint8, texts as lists of strings."""
     per_class = [_class_splits(spec, ref) for ref in spec.classes]
+    if spec.modality == "text":  # a text found in two classes of the task (e.g. a name two locales share) is dropped
+        owners: dict[str, set[int]] = {}
+        for c, p in enumerate(per_class):
+            for split in p.values():
+                for text in split:
+                    owners.setdefault(text, set()).add(c)
+        shared = {t for t, cs in owners.items() if len(cs) > 1}
+        per_class = [{s: [t for t in v if t not in shared] for s, v in p.items()} for p in per_class]
     out = {}
     for split in ("train", "val", "test"):
         y = np.concatenate([np.full(len(p[split]), c) for c, p in enumerate(per_class)]).astype(np.int64)
