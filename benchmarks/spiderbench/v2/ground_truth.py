@@ -162,6 +162,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--seeds", nargs="*", type=int, default=SEEDS)
     parser.add_argument("--shard", default="0/1", help="i/n: this process takes every n-th (task, model) pair")
     parser.add_argument("--summary", action="store_true", help="print what is measured so far (JSON) and exit")
+    parser.add_argument("--remaining", action="store_true", help="print how many selected units are missing; exit")
     args = parser.parse_args(argv)
     if args.summary:
         print(json.dumps(summary(args.modality, args.seeds), indent=1))
@@ -179,6 +180,10 @@ def main(argv: list[str] | None = None) -> None:
     specs = [t for t in all_tasks(args.modality, args.role) if not args.tasks or t.name in args.tasks]
     if args.tasks and len(specs) != len(set(args.tasks)):
         raise SystemExit(f"Unknown task among {args.tasks}; see benchmarks/spiderbench/v2/tasks.py.")
+    if args.remaining:
+        print(sum(not unit_path(args.modality, t.name, m, seed).is_file()
+                  for t in specs for m in models for seed in args.seeds))
+        return
     measure = measure_image if args.modality == "image" else measure_text
     missing = sorted(m for m in models if not any((zoo_dir / m / f).is_file()
                                                   for f in ("conversion.json", "train_info.json")))
