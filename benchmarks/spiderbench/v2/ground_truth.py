@@ -53,6 +53,13 @@ def unit_path(modality: str, task: str, model: str, seed: int):
     return GT_ROOT / modality / task / model / f"seed{seed}.json"
 
 
+def _runtime() -> dict:
+    """Where a unit ran: the numbers are defined by the CPU path (a GPU run must be checked against it)."""
+    import torch
+
+    return {"device": "cpu", "torch_threads": torch.get_num_threads(), "torch_version": torch.__version__}
+
+
 def _save_features(path, feats, probs, labels, seconds) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(".tmp.npz")
@@ -85,7 +92,7 @@ def measure_image(spec, model_name: str, seeds: list[int], command: str) -> None
                              "test_accuracy": accuracy(tuned, h_te, y_te)}
         record_ground_truth(unit_path("image", spec.name, model_name, seed), spec.name, model_name, runs, v1.LR_GRID,
                             started, seed=seed, epochs=v1.EPOCHS, batch_size=v1.BATCH_SIZE, pair_seconds=pair_seconds,
-                            cpu_seconds=time.process_time() - cpu, pair_cpu_seconds=pair_cpu,
+                            cpu_seconds=time.process_time() - cpu, pair_cpu_seconds=pair_cpu, **_runtime(),
                             protocol="top fine-tuning (last stage + head conv + new classifier), frozen trunk; "
                                      "lr chosen on val", splits={s: len(v[1]) for s, v in splits.items()},
                             command=command)
@@ -111,7 +118,7 @@ def measure_text(spec, model_name: str, seeds: list[int], command: str) -> None:
                                    seed=seed, batch_size=v1.BATCH_SIZE) for lr in v1.LR_GRID}
         record_ground_truth(unit_path("text", spec.name, model_name, seed), spec.name, model_name, runs, v1.LR_GRID,
                             started, seed=seed, epochs=v1.EPOCHS, batch_size=v1.BATCH_SIZE, pair_seconds=pair_seconds,
-                            cpu_seconds=time.process_time() - cpu, pair_cpu_seconds=pair_cpu,
+                            cpu_seconds=time.process_time() - cpu, pair_cpu_seconds=pair_cpu, **_runtime(),
                             protocol="fine-tuning of all weights but the word embeddings + new mean-pool linear "
                                      "classifier (10x lr), AdamW one-cycle; lr chosen on val",
                             splits={s: len(v[1]) for s, v in splits.items()}, command=command)
