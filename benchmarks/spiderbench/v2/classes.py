@@ -91,6 +91,7 @@ TARGET_FONT_GROUPS = ["liberation", "crosextra", "humanist", "rounded", "handwri
 
 TRAINING_LOCALES = ["sv_SE", "da_DK", "fi_FI", "no_NO", "cs_CZ", "hu_HU", "ro_RO", "hr_HR", "sk_SK"]
 TRAINING_FIELDS = ["city", "country", "color_name", "catch_phrase", "bs"]
+# (not idlelib: importing idlelib.idle starts IDLE)
 TRAINING_DOCSTRINGS = ["asyncio", "email", "unittest", "logging", "http", "xml", "multiprocessing", "importlib",
-                       "idlelib", "collections", "turtle", "decimal", "urllib", "tkinter", "typing"]  # ≥ 78 each
+                       "inspect", "collections", "turtle", "decimal", "urllib", "tkinter", "typing"]  # ≥ 78 each
 TRAINING_BBC = v1_text.BBC_TARGET  # sports, tech: v1 targets, now training classes
