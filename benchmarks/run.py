@@ -8,7 +8,8 @@ scripts in ``benchmarks/spiderbench``, see its README), ranks the zoo on each ta
 selector and with every estimator, then does the same for the text zoo (``benchmarks/spiderbench/text``) when its
 ground truth is built, and writes ``benchmarks/RESULTS.md`` and ``benchmarks/results.json``
 (``{method: {task: {"weighted_tau", "pearson", "regret", "seconds"}}}``; regret in accuracy points 0–100; text tasks
-are named ``text/<task>``). The measured ground truth itself goes to ``benchmarks/ground_truth.json`` (accuracy and
+are named ``text/<task>``; plus ``_scores`` and ``_meta``, see ``benchmarks/spiderbench/report_meta.py``). The
+measured ground truth itself goes to ``benchmarks/ground_truth.json`` (accuracy and
 chosen learning rate per task and model, with the command that measured it), so no one has to re-measure it to check
 a number.
 Seconds include forward passes: for the selector, loading the task encoder and encoding the train split; for an
@@ -44,6 +45,7 @@ from benchmarks.spiderbench.common import (  # noqa: E402
     ranking_metrics,
     read_json,
 )
+from benchmarks.spiderbench.report_meta import model_scores, results_document  # noqa: E402
 from benchmarks.spiderbench.rerank import rerank_scores, target_prototypes, target_ptm  # noqa: E402
 from benchmarks.spiderbench.tasks import TARGETS  # noqa: E402
 from benchmarks.spiderbench.train_selector import BUNDLE_DIR  # noqa: E402
@@ -74,11 +76,15 @@ def export_ground_truth(path: Path) -> None:
     path.write_text(json.dumps(out, indent=1, sort_keys=True) + "\n")
 
 
-def text_section(names: list[str]) -> tuple[dict, str]:
-    """The text zoo's results (task names prefixed ``text/``) and their markdown section; empty if not built."""
+def text_section(names: list[str], scores_out: dict | None = None) -> tuple[dict, str]:
+    """The text zoo's results (task names prefixed ``text/``) and their markdown section; empty if not built.
+    Per-model scores go to ``scores_out[f"text/{task}"][method]`` when given."""
     from benchmarks.spiderbench.text import report
 
-    results, tasks = report.text_results(names)
+    raw_scores: dict = {}
+    results, tasks = report.text_results(names, scores_out=raw_scores)
+    if scores_out is not None:
+        scores_out.update({f"text/{t}": v for t, v in raw_scores.items()})
     if not tasks:
         logger.warning("text zoo: no target with complete ground truth; build it (benchmarks/spiderbench/text)")
         return {}, ""
@@ -166,12 +172,11 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--out", default=str(ROOT / "benchmarks"), help="where RESULTS.md and results.json go")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
-    import torch
-
+    from benchmarks.spiderbench.common import set_threads
     from hf_spider.estimators import ESTIMATORS
     from hf_spider.selector import SpiderSelector
 
-    torch.set_num_threads(2)
+    set_threads()  # SPIDERBENCH_THREADS, default 2, as every build script
     names = list(ESTIMATORS) if args.estimators == ["all"] else args.estimators
     selector = SpiderSelector.from_pretrained(args.selector, token_source="mirror")
     if [e.model_id for e in selector.zoo] != [f"spiderbench/{m}" for m in ZOO]:
@@ -185,6 +190,7 @@ def main(argv: list[str] | None = None) -> None:
     results: dict[str, dict] = {m: {} for m in [*spiders, *names]}
     sweep: dict[int, dict[str, dict]] = {k: {} for k in range(len(ZOO) + 1)} if can_rerank else {}
     tasks = []
+    scores_out: dict[str, dict] = {}  # results.json `_scores`: {task: {method: {model: score}}}
     for spec in TARGETS:
         gt = ground_truth(spec.name)
         if gt is None:
@@ -193,15 +199,20 @@ def main(argv: list[str] | None = None) -> None:
         tasks.append(spec.name)
         scores, seconds, prototypes = spider_scores(selector, spec)
         results["spider"][spec.name] = ranking_metrics(gt, scores, seconds)
+        task_scores = scores_out.setdefault(spec.name, {})
+        task_scores["spider"] = model_scores(ZOO, scores)
         if can_rerank:
             ptm, forward = target_ptm(spec)
             for k in sweep:
                 reranked, extra = rerank_scores(selector, prototypes, scores, ptm, forward, k)
                 sweep[k][spec.name] = ranking_metrics(gt, reranked, seconds + extra)
+                if k == depth:
+                    task_scores["spider_rerank"] = model_scores(ZOO, reranked)
             results["spider_rerank"][spec.name] = sweep[depth][spec.name]
         for n in names:
             scores, seconds = estimator_scores(n, spec)
             results[n][spec.name] = ranking_metrics(gt, scores, seconds)
+            task_scores[n] = model_scores(ZOO, scores)
         logger.info("%s: spider tau %.3f", spec.name, results["spider"][spec.name]["weighted_tau"])
     given = argv if argv is not None else sys.argv[1:]
     command = " ".join(["python benchmarks/run.py", *(shlex.quote(a) for a in given)])
@@ -212,16 +223,22 @@ def main(argv: list[str] | None = None) -> None:
     text = render(results, tasks, command, info, [n for n in ESTIMATORS if n not in names])
     if can_rerank:
         text += render_sweep(sweep, tasks, selector.config.training.get("validation weighted tau by rerank k", []))
+    # v1 ground truth is one fine-tuning seed (0): no seed halves, so no noise ceiling (SpiderBench v2 measures it).
+    sides = {"image": {"tasks": tasks, "estimators": names, "gt_seeds": [0], "noise_ceiling": None}}
     if not args.no_text:
-        text_results, section = text_section(names)
+        text_results, section = text_section(names, scores_out)
         for m, per_task in text_results.items():
             results.setdefault(m, {}).update(per_task)
         text += section
+        text_tasks = sorted({t for per_task in text_results.values() for t in per_task})
+        if text_tasks:
+            sides["text"] = {"tasks": text_tasks, "estimators": names, "gt_seeds": [0], "noise_ceiling": None}
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     export_ground_truth(out / "ground_truth.json")
     (out / "RESULTS.md").write_text(text)
-    (out / "results.json").write_text(json.dumps(results, indent=1, sort_keys=True, default=float) + "\n")
+    document = results_document(results, scores_out, sides)
+    (out / "results.json").write_text(json.dumps(document, indent=1, sort_keys=True, default=float) + "\n")
     print(text)
 
 

@@ -253,6 +253,51 @@ def test_transrate_by_hand_and_separable_beats_shuffled():
     assert transrate(features, y) > transrate(features, shuffled) + 1.0
 
 
+def _transrate_by_eigenvalues(x, y, eps, *, authors):
+    """Reference computation on the (D, D) matrices with slogdet, eigvalsh and matrix_rank (no Gram tricks)."""
+    def unit(a):
+        return a / np.linalg.norm(a, axis=1, keepdims=True)
+
+    if authors:
+        x = unit(x)
+    z = x - x.mean(axis=0)
+    if authors:
+        z = unit(z)
+
+    def rate(block):
+        return 0.5 * np.sum(np.log1p(np.linalg.eigvalsh(block.T @ block / len(block)) / eps))
+
+    classes = np.unique(y)
+    per_class = np.array([rate(z[y == c]) for c in classes])
+    if not authors:
+        return rate(z) - per_class.mean()
+    weights = np.array([np.mean(y == c) for c in classes])
+    return (rate(z) - per_class @ weights) / np.linalg.matrix_rank(z.T @ z / len(z))
+
+
+@pytest.mark.parametrize("n, d", [(40, 6), (12, 30)])  # N > D and N < D (Gram matrix of the other side)
+def test_transrate_variants_match_a_direct_reference(n, d):
+    rng = np.random.default_rng(n)
+    x = rng.normal(size=(n, d)) + 3 * np.eye(3, d)[np.arange(n) % 3]
+    y = np.r_[np.zeros(n // 2, int), np.arange(n - n // 2) % 2 + 1]  # unbalanced: class 0 holds half the rows
+    for authors in (False, True):
+        expected = _transrate_by_eigenvalues(x, y, 1e-2, authors=authors)
+        got = transrate(x, y, eps=1e-2, variant="authors" if authors else "tllib")
+        assert got == pytest.approx(expected, rel=1e-9)
+    assert transrate(x, y, eps=1e-2) == transrate(x, y, eps=1e-2, variant="tllib")  # the default is tllib's
+
+
+def test_transrate_authors_variant_ignores_row_scale_and_weights_classes_by_size():
+    rng = np.random.default_rng(1)
+    x = rng.normal(size=(30, 5)) + np.eye(2, 5)[np.arange(30) % 2] * 2
+    y = (np.arange(30) % 3 == 0).astype(int)  # 10 vs 20 rows
+    scaled = x * rng.uniform(0.1, 10.0, size=(30, 1))
+    assert transrate(scaled, y, variant="authors") == pytest.approx(transrate(x, y, variant="authors"), rel=1e-9)
+    assert transrate(scaled, y) != pytest.approx(transrate(x, y), rel=1e-3)  # tllib's reads the raw scale
+    with pytest.raises(InvalidInputError, match="variant"):
+        transrate(x, y, variant="paper")
+
+
 def test_parc_is_one_on_perfectly_aligned_features_and_subsamples_deterministically():
     # One-hot features (any per-dimension affine map of them): D_F is 0 within a class and one constant across
     # classes, a monotone function of D_Y. (A rotation would make cross-class dissimilarities unequal after the

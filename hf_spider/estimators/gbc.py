@@ -34,6 +34,12 @@ def gbc(
     in [−C(C − 1), 0]; higher (closer to 0) means better-separated classes. Vectorised over class pairs, in chunks
     that bound memory.
 
+    Differences from the authors' code (google-research `stable_transfer/transferability/gbc.py`): it offers
+    diagonal and *spherical* Gaussians and defaults to spherical (each class's variance is the mean of its
+    per-dimension variances; its log term is then not multiplied by D), and its experiment configuration first
+    reduces the features to 64 PCA dimensions (`pca_reduction = 64`). This function always uses diagonal Gaussians
+    (the paper's formula, the authors' `gaussian_type="diagonal"`) on the features as given.
+
     Args:
         features (`np.ndarray` of shape `(N, D)`): target-set features of the pre-trained model.
         labels (`np.ndarray` of shape `(N,)`): integer class ids (need not be contiguous).

@@ -28,9 +28,11 @@ def nleep(
 
         P̂(y, z) = 1/N Σ_{i: y_i = y} θ(x_i)_z,    N-LEEP = 1/N Σ_i log( Σ_z P̂(y_i | z) θ(x_i)_z ).
 
-    Deviation: the mixture uses diagonal covariances by default (`covariance_type="full"` gives the reference
-    implementation's full covariances, which cost O(K·d²) per sample and are impractical for d in the hundreds).
-    The log follows the paper; some public code averages `P̂(y_i | x_i)` without it.
+    Deviation from the authors' code: the mixture uses *diagonal* covariances by default, while the reference
+    implementation (google-research `stable_transfer/transferability/nleep.py`) fits scikit-learn's default,
+    *full* covariances (with `random_state=123`). Pass `covariance_type="full"` (and `random_state=123`) to match
+    it; full covariances cost O(K·d²) per sample and are impractical for d in the hundreds. The log follows the
+    paper; some public code averages `P̂(y_i | x_i)` without it.
 
     Args:
         features (`np.ndarray` of shape `(N, D)`): target-set features of the pre-trained model.

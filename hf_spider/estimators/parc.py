@@ -45,8 +45,13 @@ def parc(
 
         PARC = spearman( {D_F[i, j]}_{i<j}, {D_Y[i, j]}_{i<j} ).
 
-    To bound memory (O(n²)), at most `max_samples` samples are kept, by a seeded class-stratified draw. The
-    authors report 100·PARC and optionally reduce features to 32 PCA dimensions first; neither is done here.
+    To bound memory (O(n²)), at most `max_samples` samples are kept, by a seeded class-stratified draw.
+
+    Differences from the authors' code (github.com/dbolya/parc, `methods.PARC`), which this function does not
+    reproduce by default: their published setting ("PARC f=32" in the paper and their demo) first reduces the
+    features to 32 dimensions by (randomised) PCA, then standardises them, and it reports 100·PARC. The ×100 does
+    not change a ranking; the PCA does. Here the full features are used (reduce them yourself, e.g. with the top
+    32 principal components, to match the paper's numbers), and the authors compare every sample, without a cap.
 
     Args:
         features (`np.ndarray` of shape `(N, D)`): target-set features of the pre-trained model.

@@ -53,9 +53,13 @@ def estimator_scores(name: str, spec) -> tuple[np.ndarray, float]:
     return cached_estimator_scores(name, TEXT_WORK / "estimator_scores" / spec.name / f"{name}.json", feats, ZOO)
 
 
-def text_results(estimators: list[str], *, selector: str | None = None) -> tuple[dict, list[str]]:
-    """Per-method, per-task metrics on every text target whose ground truth is complete, and those tasks."""
+def text_results(estimators: list[str], *, selector: str | None = None,
+                 scores_out: dict | None = None) -> tuple[dict, list[str]]:
+    """Per-method, per-task metrics on every text target whose ground truth is complete, and those tasks; with
+    ``scores_out``, also every method's score of each model (``{task: {method: {model: score}}}``)."""
     from hf_spider.selector import SpiderSelector
+
+    from ..report_meta import model_scores
 
     spider = SpiderSelector.from_pretrained(str(selector or BUNDLE_DIR), token_source="mirror")
     if [e.model_id for e in spider.zoo] != [f"spiderbench/{m}" for m in ZOO]:
@@ -67,9 +71,15 @@ def text_results(estimators: list[str], *, selector: str | None = None) -> tuple
         if gt is None:
             continue
         tasks.append(spec.name)
-        results["spider"][spec.name] = ranking_metrics(gt, *spider_scores(spider, spec))
+        scores, seconds = spider_scores(spider, spec)
+        results["spider"][spec.name] = ranking_metrics(gt, scores, seconds)
+        task_scores = {"spider": model_scores(ZOO, scores)}
         for n in estimators:
-            results[n][spec.name] = ranking_metrics(gt, *estimator_scores(n, spec))
+            scores, seconds = estimator_scores(n, spec)
+            results[n][spec.name] = ranking_metrics(gt, scores, seconds)
+            task_scores[n] = model_scores(ZOO, scores)
+        if scores_out is not None:
+            scores_out[spec.name] = task_scores
     return results, tasks
 
 

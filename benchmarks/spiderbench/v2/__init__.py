@@ -1,0 +1,1 @@
+"""SpiderBench v2: more targets, ground truth over fine-tuning seeds, sources disjoint from the zoo and training."""

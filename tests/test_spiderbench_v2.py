@@ -1,0 +1,152 @@
+"""SpiderBench v2 definitions and build helpers: disjointness of roles, task counts, the array-only unpickler,
+seed reliability and the noise ceiling. Fast and offline; the data tests skip when fonts are not installed."""
+
+from __future__ import annotations
+
+import gzip
+import os
+import pickle
+
+import numpy as np
+import pytest
+
+from benchmarks.spiderbench.v2 import tasks
+from benchmarks.spiderbench.v2.animal_mnist import load_array
+from benchmarks.spiderbench.v2.classes import LOOKALIKES, ZOO_CLASSES
+from benchmarks.spiderbench.v2.reliability import noise_ceiling, split_half_tau
+
+MODALITIES = ["image", "text"]
+
+
+def _class_keys(refs) -> set[str]:
+    """Class keys, with a look-alike glyph mapped onto the glyph it looks like."""
+    return {f"glyphs:{LOOKALIKES.get(r.label, r.label)}" if r.source == "glyphs" else r.key for r in refs}
+
+
+def _roles(modality: str) -> dict[str, list]:
+    return {"zoo": list(ZOO_CLASSES[modality]),
+            "train": [c for t in tasks.training_tasks(modality) for c in t.classes],
+            "target": [c for t in tasks.TARGETS[modality] for c in t.classes]}
+
+
+@pytest.mark.parametrize("modality", MODALITIES)
+def test_roles_share_no_class_not_even_a_lookalike(modality):
+    roles = {name: _class_keys(refs) for name, refs in _roles(modality).items()}
+    for a, b in [("zoo", "train"), ("zoo", "target"), ("train", "target")]:
+        assert not roles[a] & roles[b], f"{modality}: {a} and {b} share {sorted(roles[a] & roles[b])}"
+
+
+@pytest.mark.parametrize("modality", MODALITIES)
+def test_target_sources_are_used_by_neither_the_zoo_nor_training_tasks(modality):
+    roles = _roles(modality)
+    target = {c.source_key for c in roles["target"]}
+    other = {c.source_key for c in roles["zoo"] + roles["train"]}
+    assert not target & other, f"{modality}: target sources also used elsewhere: {sorted(target & other)}"
+
+
+@pytest.mark.parametrize("modality, min_targets", [("image", 48), ("text", 24)])
+def test_enough_targets_and_training_tasks_with_distinct_classes(modality, min_targets):
+    targets, train = tasks.TARGETS[modality], tasks.training_tasks(modality)
+    assert len(targets) >= min_targets and len(train) >= 60
+    names = [t.name for t in targets + train]
+    assert len(names) == len(set(names))
+    for t in targets + train:
+        keys = [c.key for c in t.classes]
+        assert len(keys) >= 2 and len(keys) == len(set(keys)), t.name
+    assert len({tuple(c.key for c in t.classes) for t in train}) == len(train)  # no training task twice
+
+
+def test_a_lookalike_glyph_would_be_caught():
+    from benchmarks.spiderbench.v2.classes import ClassRef
+
+    assert _class_keys([ClassRef("glyphs", "Ο", "noto")]) & _class_keys(ZOO_CLASSES["image"])  # Greek capital omicron
+
+
+def _gz_pickle(obj) -> bytes:
+    return gzip.compress(pickle.dumps(obj, protocol=4))
+
+
+class _Payload:
+    def __reduce__(self):
+        return (os.system, ("echo pwned",))
+
+
+def test_array_only_unpickler_reads_arrays_and_refuses_everything_else():
+    images = np.arange(2 * 28 * 28, dtype=np.uint8).reshape(2, 28, 28)
+    np.testing.assert_array_equal(load_array(_gz_pickle(images)), images)
+    np.testing.assert_array_equal(load_array(_gz_pickle(np.arange(5))), np.arange(5))
+    for bad in (_Payload(), np.array([1, "a"], dtype=object), [1, 2, 3], {"a": np.zeros(2)}):
+        with pytest.raises(pickle.UnpicklingError):
+            load_array(_gz_pickle(bad))
+
+
+def test_split_half_tau_and_noise_ceiling_on_synthetic_seeds():
+    ranking = np.arange(6, dtype=float)
+    assert split_half_tau(np.stack([ranking] * 3)) == pytest.approx(1.0)  # seeds agree: perfectly reliable
+    assert split_half_tau(np.stack([ranking, -ranking, ranking])) < 1.0
+    rng = np.random.default_rng(0)
+    noisy = ranking + rng.normal(0, 4.0, size=(3, 6))
+    from hf_spider.evaluation import weighted_tau
+
+    by_hand = np.mean([weighted_tau(noisy[i], np.delete(noisy, i, 0).mean(0)) for i in range(3)])
+    assert split_half_tau(noisy) == pytest.approx(by_hand)
+    ceiling = noise_ceiling({"a": np.stack([ranking] * 3), "b": noisy})
+    assert ceiling["weighted_tau"] == pytest.approx((1.0 + by_hand) / 2)
+    assert split_half_tau(ranking[None]) != split_half_tau(ranking[None])  # one seed: NaN
+
+
+def test_a_generated_glyph_target_splits_into_disjoint_sizes():
+    from benchmarks.spiderbench.v2 import image_sources
+    from benchmarks.spiderbench.v2.data import MAX_TEST, TRAIN, VAL, build_splits
+
+    spec = next(t for t in tasks.TARGETS["image"] if t.name == "glyphs-digits-liberation")
+    try:
+        image_sources.font_files("liberation")
+    except FileNotFoundError:
+        pytest.skip("fonts-liberation not installed")
+    small = tasks.TaskSpec(spec.name, "image", "target", spec.classes[:2])
+    splits = build_splits(small)
+    assert [len(splits[s][1]) for s in ("train", "val", "test")] == [2 * TRAIN, 2 * VAL, 2 * MAX_TEST]
+    x = np.concatenate([splits[s][0] for s in ("train", "val", "test")]).reshape(2 * (TRAIN + VAL + MAX_TEST), -1)
+    assert len(np.unique(x, axis=0)) == len(x)  # no image in two splits (or twice)
+
+
+def test_results_json_gains_per_model_scores_and_meta():
+    import json
+
+    from benchmarks.spiderbench.report_meta import model_scores, paired_bootstrap, results_document
+
+    zoo = ["m0", "m1", "m2"]
+    tasks_ = ["t0", "t1", "t2", "t3"]
+    taus = {"spider": [0.5, 0.6, 0.7, 0.8], "logme": [0.4, 0.5, 0.5, 0.6], "parc": [0.1, 0.2, 0.3, 0.2]}
+    results = {m: {t: {"weighted_tau": v, "pearson": 0.0, "regret": 0.0, "seconds": 1.0} for t, v in zip(tasks_, vs)}
+               for m, vs in taus.items()}
+    scores = {t: {m: model_scores(zoo, [1.0, np.nan, -2.0]) for m in taus} for t in tasks_}
+    sides = {"image": {"tasks": tasks_, "estimators": ["logme", "parc"], "gt_seeds": [0, 1, 2],
+                       "noise_ceiling": 0.7}}
+    doc = json.loads(json.dumps(results_document(results, scores, sides)))  # survives JSON as written
+    assert set(doc) == {"spider", "logme", "parc", "_scores", "_meta"}
+    assert doc["_scores"]["t0"]["spider"] == {"m0": 1.0, "m1": None, "m2": -2.0}
+    meta = doc["_meta"]
+    assert meta["targets"] == {"image": tasks_} and meta["gt_seeds"] == {"image": [0, 1, 2]}
+    assert meta["noise_ceiling"] == {"image": 0.7}
+    boot = meta["bootstrap"]["image"]
+    assert set(boot) == {"spider - logme", "parc - logme"}  # logme is the best estimator by mean tau
+    assert boot["spider - logme"]["mean_difference"] == pytest.approx(0.15)
+    assert boot["spider - logme"]["low"] <= 0.15 <= boot["spider - logme"]["high"]
+    assert paired_bootstrap(np.ones(4), np.zeros(4))["low"] == 1.0  # a constant difference has no spread
+    with pytest.raises(ValueError, match="_"):
+        results_document({"_x": {}}, {}, {})
+
+
+def test_a_text_two_classes_share_is_dropped_from_the_task(monkeypatch):
+    from benchmarks.spiderbench.v2 import data
+    from benchmarks.spiderbench.v2.classes import refs
+
+    pools = {"a": {"train": ["x", "shared"], "val": ["y"], "test": ["z"]},
+             "b": {"train": ["u"], "val": ["v"], "test": ["shared", "w"]}}
+    monkeypatch.setattr(data, "_class_splits", lambda spec, ref: pools[ref.label])
+    spec = tasks.TaskSpec("t", "text", "train", refs("bbc", ["a", "b"]))
+    splits = data.build_splits(spec)
+    assert splits["train"][0] == ["x", "u"] and splits["test"][0] == ["z", "w"]
+    assert splits["test"][1].tolist() == [0, 1]
