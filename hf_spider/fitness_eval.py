@@ -9,13 +9,14 @@ Only the model-token position is read. Two eval-mode paths replace it:
   its own extra tokens]``: ``O(C + M·(C + K))``, chunked over models so the attention logits never exceed
   ``CHUNK_ELEMENTS`` floats. The task tokens' own outputs are never computed (nothing reads them).
 * ``chunked_exact_scores`` — any depth. From layer 2 on a task token's state depends on the model token it attended
-  to in layer 1, so nothing is shareable; the reference encoder runs on a few models at a time (memory bounded by
-  the chunk, not the zoo). Its cost is still quadratic in the sequence length, so beyond ``MAX_EXACT_CLASSES``
-  the task is *quantised*: its task tokens are clustered (k-means) into ``MAX_EXACT_CLASSES`` centroids, and each
-  centroid is attended with the log of its cluster size added to its attention logit. That is exactly the score of
-  the task whose every task token is replaced by its cluster's centroid (attending ``n`` equal keys is attending
-  one key with logit ``+ log n``); it approximates the original score as well as the centroids approximate the
-  tokens. Extra (per-model PTM) tokens, one per class, are pooled with the same clusters.
+  to in layer 1, so nothing is shareable; the encoder layers run on a few models at a time (memory bounded by the
+  chunk, not the zoo), the last one for the model token only. The cost is still quadratic in the sequence length,
+  so beyond ``MAX_EXACT_CLASSES`` (1024) the task is *quantised*: its task tokens are clustered (k-means) into
+  ``MAX_EXACT_CLASSES`` centroids, and each centroid is attended with the log of its cluster size added to its
+  attention logit. That is exactly the score of the task whose every task token is replaced by its cluster's
+  centroid (attending ``n`` equal keys is attending one key with logit ``+ log n``); it approximates the original
+  score as well as the centroids approximate the tokens. Extra (per-model PTM) tokens, one per class, are pooled
+  with the same clusters. One-layer networks never need this.
 """
 
 from __future__ import annotations
@@ -64,6 +65,7 @@ def one_layer_scores(
     task_bias = None if bool(task_mask.all()) else key_bias(task_mask)[:, None, None, :]  # (B, 1, 1, C)
     K = 0 if extra is None else extra.shape[2]
     chunk = max(1, CHUNK_ELEMENTS // max(1, B * H * (C + K)))
+    inplace = not torch.is_grad_enabled()  # in-place exp saves a logits-sized buffer; autograd needs the copies
     out = []
     for s in range(0, M, chunk):  # chunks of models: bounded memory, not a per-model loop
         m = model[s : s + chunk]
@@ -74,7 +76,7 @@ def one_layer_scores(
         logits_self = (q * k_self).sum(-1, keepdim=True)  # (H, m, 1)
         logits_task = torch.matmul(q, k_task)  # (B, H, m, C)
         if task_bias is not None:
-            logits_task += task_bias
+            logits_task = logits_task + task_bias
         top = torch.maximum(logits_task.amax(-1, keepdim=True), logits_self)
         if extra is not None:
             e = layer.norm1(extra[:, s : s + chunk])  # (B, m, K, D): per-model keys, one per extra token
@@ -83,13 +85,13 @@ def one_layer_scores(
             logits_extra = torch.einsum("hmd,bhmkd->bhmk", q, kv[0]) + key_bias(emask).unsqueeze(1)  # (B, H, m, K)
             top = torch.maximum(top, logits_extra.amax(-1, keepdim=True))
         w_self = (logits_self - top).exp_()
-        w_task = logits_task.sub_(top).exp_()
+        w_task = logits_task.sub_(top).exp_() if inplace else (logits_task - top).exp()
         total = w_self + w_task.sum(-1, keepdim=True)
         ctx = w_self * v_self + torch.matmul(w_task, v_task)  # (B, H, m, dh)
         if extra is not None:
-            w_extra = logits_extra.sub_(top).exp_()
-            total += w_extra.sum(-1, keepdim=True)
-            ctx += torch.einsum("bhmk,bhmkd->bhmd", w_extra, kv[1])
+            w_extra = (logits_extra - top).exp()
+            total = total + w_extra.sum(-1, keepdim=True)
+            ctx = ctx + torch.einsum("bhmk,bhmkd->bhmd", w_extra, kv[1])
         ctx = (ctx / total).permute(0, 2, 1, 3).reshape(B, -1, D)
         h = m + attn.out_proj(ctx)  # (B, m, D)
         h = h + layer.linear2(layer.activation(layer.linear1(layer.norm2(h))))
@@ -106,7 +108,11 @@ def chunked_exact_scores(
     extra: torch.Tensor | None = None,
     extra_bias: torch.Tensor | None = None,
 ) -> torch.Tensor:
-    """The reference encoder over ``[model; task; extra]``, a chunk of models at a time.
+    """The full pre-norm encoder over ``[model; task; extra]``, a chunk of models at a time, with additive key biases.
+
+    The layers are applied here rather than through ``nn.TransformerEncoder``, whose eval-mode fast path does not
+    add a float key-padding mask to the logits (it needs the ``log`` cluster sizes added). The last layer computes
+    only the model-token position, the one that is read.
 
     Shape:
         model: (M, D); task: (B, C, D); task_bias: (B, C) float key bias (see ``key_bias``); extra: (B, M, K, D),
@@ -116,7 +122,7 @@ def chunked_exact_scores(
     B, C, _ = task.shape
     K = 0 if extra is None else extra.shape[2]
     L, H = 1 + C + K, encoder.layers[0].self_attn.num_heads
-    chunk = max(1, CHUNK_ELEMENTS // max(1, B * H * L * L))  # the attention weights are (B·m, H, L, L)
+    chunk = max(1, CHUNK_ELEMENTS // max(1, B * H * L * L))  # attention weights are (B·m, H, L, L) at most
     out = []
     for s in range(0, M, chunk):
         m = model[s : s + chunk]
@@ -127,9 +133,29 @@ def chunked_exact_scores(
             seq.append(extra[:, s : s + chunk])
             bias.append(extra_bias[:, s : s + chunk])
         x = torch.cat(seq, dim=2).reshape(B * mc, L, D)
-        h = encoder(x, src_key_padding_mask=torch.cat(bias, dim=2).reshape(B * mc, L))
-        out.append(head(h[:, 0]).reshape(B, mc))
+        mask = torch.cat(bias, dim=2).reshape(B * mc, 1, 1, L)
+        for i, layer in enumerate(encoder.layers):
+            x = _pre_norm_layer(layer, x, mask, first_only=i == len(encoder.layers) - 1)
+        if encoder.norm is not None:
+            x = encoder.norm(x)
+        out.append(head(x[:, 0]).reshape(B, mc))
     return torch.cat(out, dim=1)
+
+
+def _pre_norm_layer(layer: nn.TransformerEncoderLayer, x: torch.Tensor, mask: torch.Tensor, *, first_only: bool
+                    ) -> torch.Tensor:
+    """One ``norm_first`` encoder layer in eval mode (no dropout); ``first_only``: position 0's output only."""
+    attn = layer.self_attn
+    N, L, D = x.shape
+    H = attn.num_heads
+    qkv = nn.functional.linear(layer.norm1(x), attn.in_proj_weight, attn.in_proj_bias)
+    qkv = qkv.view(N, L, 3, H, D // H).permute(2, 0, 3, 1, 4)  # (3, N, H, L, dh)
+    q, k, v = qkv[0], qkv[1], qkv[2]
+    if first_only:
+        x, q = x[:, :1], q[:, :, :1]
+    a = nn.functional.scaled_dot_product_attention(q, k, v, attn_mask=mask)  # float mask: added to the logits
+    x = x + attn.out_proj(a.transpose(1, 2).reshape(N, -1, D))
+    return x + layer.linear2(layer.activation(layer.linear1(layer.norm2(x))))
 
 
 def cluster_assignments(tokens: torch.Tensor, k: int, iterations: int = KMEANS_ITERATIONS) -> torch.Tensor:
