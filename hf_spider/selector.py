@@ -295,10 +295,11 @@ class SpiderSelector(
     def _ranking(self, scores: np.ndarray, task: TaskToken, *, top_k: int | None, dataset_name: str, start: float,
                  reranked: set[int] = frozenset()) -> Ranking:
         order = np.argsort(-scores, kind="stable")[: top_k or len(scores)]
+        labels = tuple(task.label_names)  # one tuple shared by every entry
         models = [
             RankedModel(rank=r + 1, model_id=self.zoo[i].model_id, revision=self.zoo[i].revision,
                         score=float(scores[i]), task_type=self.zoo[i].task_type, reranked=int(i) in reranked,
-                        label_names=tuple(task.label_names))
+                        label_names=labels)
             for r, i in enumerate(order)
         ]
         return Ranking(models, selector=self.config.name, selector_revision=self.revision, dataset=dataset_name,
