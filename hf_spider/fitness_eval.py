@@ -24,7 +24,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-CHUNK_ELEMENTS = 1 << 23  # floats per attention-logit block (32 MB): bounds peak memory whatever M and C are
+CHUNK_ELEMENTS = 1 << 18  # floats per block of attention logits: bounds memory; cache-sized (1 MB) is also fastest
 MAX_EXACT_CLASSES = 1024  # class count above which the multi-layer path clusters task tokens (ImageNet-1k stays exact)
 KMEANS_ITERATIONS = 10
 
@@ -52,6 +52,8 @@ def one_layer_scores(
         model: (M, D) model tokens (type embedding added); task: (B, C, D) task tokens (type embedding added);
         task_mask: (B, C) bool; extra: (B, M, K, D) or None, extra_mask (B, M, K) bool. Returns (B, M).
     """
+    if extra is None or extra.shape[2] == 0:
+        return _token_only_one_layer(layer, head, model, task, task_mask)
     attn = layer.self_attn
     M, D = model.shape
     B, C, _ = task.shape
@@ -93,6 +95,52 @@ def one_layer_scores(
             total = total + w_extra.sum(-1, keepdim=True)
             ctx = ctx + torch.einsum("bhmk,bhmkd->bhmd", w_extra, kv[1])
         ctx = (ctx / total).permute(0, 2, 1, 3).reshape(B, -1, D)
+        h = m + attn.out_proj(ctx)  # (B, m, D)
+        h = h + layer.linear2(layer.activation(layer.linear1(layer.norm2(h))))
+        out.append(head(h).squeeze(-1))
+    return torch.cat(out, dim=1)
+
+
+def _token_only_one_layer(layer: nn.TransformerEncoderLayer, head: nn.Module, model: torch.Tensor,
+                          task: torch.Tensor, task_mask: torch.Tensor) -> torch.Tensor:
+    """``one_layer_scores`` without extra tokens, as two dense matrix products per chunk of models.
+
+    Per task, the query projection is folded into the task keys: ``A[:, h, 1 + c] = W_q,hᵀ k_{h,c}`` so one product
+    ``LN(model) @ A`` gives every head's logits over ``[self slot; C task tokens]``; the self slot (which depends on
+    the model) is filled in, one softmax normalises, and a block-diagonal ``V`` (zero rows at the self slots) gives
+    the task part of every head's context in a second product. Same mathematics as the reference, one pass each.
+    """
+    attn = layer.self_attn
+    M, D = model.shape
+    B, C, _ = task.shape
+    H = attn.num_heads
+    dh, S = D // H, C + 1  # S slots per head: the model token itself, then the C task tokens
+    w_in, b_in = attn.in_proj_weight, attn.in_proj_bias
+    scale = dh**-0.5
+    wq, bq = (w_in[:D] * scale).view(H, dh, D), (b_in[:D] * scale).view(H, dh)
+    task_n = layer.norm1(task)
+    k = nn.functional.linear(task_n, w_in[D : 2 * D], b_in[D : 2 * D]).view(B, C, H, dh)
+    v = nn.functional.linear(task_n, w_in[2 * D :], b_in[2 * D :]).view(B, C, H, dh)
+    keys = torch.zeros(B, D, H, S)  # (B, D, H·S): query projection folded into the keys, once per task
+    bias = torch.zeros(B, H, S)
+    values = torch.zeros(B, H, S, H, dh)  # block diagonal: head h's slots feed only head h's output columns
+    mask_bias = key_bias(task_mask)
+    for h in range(H):  # a loop over the attention heads (4), to lay out the per-task matrices
+        keys[:, :, h, 1:] = torch.matmul(k[:, :, h], wq[h]).transpose(1, 2)
+        bias[:, h, 1:] = torch.matmul(k[:, :, h], bq[h]) + mask_bias
+        values[:, h, 1:, h] = v[:, :, h]
+    keys, bias, values = keys.view(B, D, H * S), bias.view(B, 1, H * S), values.view(B, H * S, D)
+    chunk = max(1, CHUNK_ELEMENTS // max(1, B * H * S))
+    out = []
+    for s in range(0, M, chunk):  # chunks of models: bounded memory, not a per-model loop
+        m = model[s : s + chunk]
+        n = layer.norm1(m)
+        q_self = (nn.functional.linear(n, w_in[:D], b_in[:D]) * scale).view(-1, H, dh)
+        kv_self = nn.functional.linear(n, w_in[D:], b_in[D:]).view(-1, 2, H, dh)
+        logits = torch.baddbmm(bias, n.expand(B, -1, D), keys).view(B, -1, H, S)  # (B, m, H, S)
+        logits[..., 0] = (q_self * kv_self[:, 0]).sum(-1)
+        w = logits.softmax(-1)
+        ctx = torch.bmm(w.view(B, -1, H * S), values) + (w[..., :1] * kv_self[:, 1]).reshape(B, -1, D)
         h = m + attn.out_proj(ctx)  # (B, m, D)
         h = h + layer.linear2(layer.activation(layer.linear1(layer.norm2(h))))
         out.append(head(h).squeeze(-1))

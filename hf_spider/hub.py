@@ -296,12 +296,19 @@ def parse_zoo(text: str) -> list[ZooEntry]:
             raise ZooError(f"zoo.json models[{i}]: license must be a string or absent.")
         seen.add(model_id)
         entries.append(ZooEntry(model_id, revision, task_type, sha, mirror, num_parameters, pipeline_tag, license))
-    if not _SHAS_RE.fullmatch("\n".join(e.token_sha256 for e in entries)):
+    if not _all_match(_SHAS_RE, [e.token_sha256 for e in entries]):
         raise _bad_sha(next(i for i, e in enumerate(entries) if not _SHA_RE.fullmatch(e.token_sha256)))
-    if not _MIRRORS_RE.fullmatch("\n".join(e.mirror for e in entries)):
+    if not _all_match(_MIRRORS_RE, [e.mirror for e in entries]):
         i = next(i for i, e in enumerate(entries) if not _MIRROR_RE.fullmatch(e.mirror))
         raise _bad_mirror(i, entries[i].mirror)
     return entries
+
+
+def _all_match(joined_pattern: re.Pattern[str], values: list[str]) -> bool:
+    """Whether every value fully matches, in one scan of the values joined by newlines (a value holding a newline
+    itself would pass as two, so the newline count must be exactly one per gap)."""
+    text = "\n".join(values)
+    return text.count("\n") == len(values) - 1 and joined_pattern.fullmatch(text) is not None
 
 
 def _bad_sha(i: int) -> ZooError:
@@ -351,16 +358,16 @@ def load_zoo_tokens(
                     raise
                 logger.warning("Hub unreachable (%s); reading the remaining tokens from the selector's mirror.", err)
                 break
-            if blobs[i] is None and token_source == "model":
-                raise ArtifactError(f"{entry.model_id} has no {TOKEN_FILENAME} at revision {entry.revision or 'main'} "
-                                    "(or that revision no longer exists); use token_source='auto' or 'mirror'.")
     shas = [e.token_sha256 for e in zoo]
     tokens, errors = verify_tokens(blobs, shas, dim, [f"{e.model_id}/{TOKEN_FILENAME}" for e in zoo])
     need = [i for i, (data, err) in enumerate(zip(blobs, errors)) if data is None or err is not None]
-    for i in need:
-        if errors[i] is not None:
-            if token_source == "model":
+    for i in need:  # in zoo order, so the first bad model is the one reported
+        if token_source == "model":
+            if errors[i] is not None:
                 raise errors[i]
+            raise ArtifactError(f"{zoo[i].model_id} has no {TOKEN_FILENAME} at revision {zoo[i].revision or 'main'} "
+                                "(or that revision no longer exists); use token_source='auto' or 'mirror'.")
+        if errors[i] is not None:
             logger.warning("Token in %s does not match zoo.json; using the selector's mirror.", zoo[i].model_id)
     if not need:
         return tokens
