@@ -43,6 +43,7 @@ SCORE_GRID = [  # (selector, zoo sizes, class counts)
     ("spiderbench-image", [1_000], [10, 100]),
 ]
 LOAD_SIZES = [10_000, 100_000]
+CAP_CLASSES = [2_000, 4_000]
 
 
 # --- child side: one measurement, printed as JSON ------------------------------------------------------------------
@@ -90,6 +91,33 @@ def child_score(selector: str, models: int, classes: int, threads: int) -> dict:
     with torch.no_grad():
         seconds = _timed(lambda: sel.fitness(tokens, protos))
     return {"seconds": seconds, "peak_mb": _peak_mb(), "idle_mb": idle}
+
+
+def child_cap(models: int, classes: int, threads: int) -> dict:
+    """What the class cap does to a deep selector's scores: capped (default) vs exact (cap lifted) on one task."""
+    import torch
+    from scipy.stats import kendalltau
+
+    from hf_spider import SpiderSelector
+    from hf_spider.bundled import bundled_selector
+    from hf_spider.fitness_eval import MAX_EXACT_CLASSES
+
+    torch.set_num_threads(threads)
+    sel = SpiderSelector.from_pretrained(str(bundled_selector("spiderbench-image")))
+    g = torch.Generator().manual_seed(0)
+    tokens = sel.model_tokens[torch.randint(0, len(sel.zoo), (models,), generator=g)]
+    tokens = tokens + 0.01 * torch.randn(tokens.shape, generator=g)
+    protos = torch.randn(1, classes, sel.config.fitness.task_dim, generator=g)
+    with torch.no_grad():
+        start = time.perf_counter()
+        capped = sel.fitness(tokens, protos)[0]
+        capped_s = time.perf_counter() - start
+        start = time.perf_counter()
+        exact = sel.fitness(tokens, protos, max_classes=classes)[0]
+        exact_s = time.perf_counter() - start
+    return {"cap": MAX_EXACT_CLASSES, "tau": float(kendalltau(capped, exact).statistic),
+            "max_abs_diff": float((capped - exact).abs().max()), "exact_spread": float(exact.max() - exact.min()),
+            "capped_s": capped_s, "exact_s": exact_s, "peak_mb": _peak_mb()}
 
 
 def child_load(folder: str, threads: int) -> dict:
@@ -196,8 +224,12 @@ def main() -> None:
     args = parser.parse_args()
     if args.child:
         kind, *rest = args.child
-        result = (child_score(rest[0], int(rest[1]), int(rest[2]), int(rest[3])) if kind == "score"
-                  else child_load(rest[0], int(rest[1])))
+        if kind == "score":
+            result = child_score(rest[0], int(rest[1]), int(rest[2]), int(rest[3]))
+        elif kind == "cap":
+            result = child_cap(int(rest[0]), int(rest[1]), int(rest[2]))
+        else:
+            result = child_load(rest[0], int(rest[1]))
         print(json.dumps(result))
         return
 
@@ -233,6 +265,21 @@ def main() -> None:
                     print(selector, models, classes, label, fmt_cell(r), flush=True)
                 idle_s = f"{idle / 1024:.2f} GB" if idle else "—"
                 lines.append(f"| {selector} | {models:,} | {classes:,} | " + " | ".join(cells) + f" | {idle_s} |")
+
+    lines += ["\n## The class cap of multi-layer selectors (spiderbench-image, 2 layers)\n",
+              "Beyond `MAX_EXACT_CLASSES` classes a multi-layer network scores the task whose class tokens are "
+              "replaced by their k-means centroids (see `hf_spider/fitness_eval.py`); one-layer selectors (hubzoo-*) "
+              "are exact at any class count. Random prototypes, 15 models; 'exact' lifts the cap.\n",
+              "| classes | cap | Kendall tau (capped vs exact) | max abs score change | exact score spread | capped | "
+              "exact |", "|---:|---:|---:|---:|---:|---:|---:|"]
+    for classes in CAP_CLASSES:
+        r = run_child(trees["after"], ["cap", "15", str(classes), threads], args.timeout)
+        if "error" in r:
+            lines.append(f"| {classes:,} | | {r['error']} | | | | |")
+        else:
+            lines.append(f"| {classes:,} | {r['cap']:,} | {r['tau']:.3f} | {r['max_abs_diff']:.4f} | "
+                         f"{r['exact_spread']:.4f} | {r['capped_s']:.1f} s | {r['exact_s']:.1f} s |")
+        print("cap", classes, lines[-1], flush=True)
 
     lines += ["\n## Loading and ranking a zoo: `from_pretrained(folder)` + `rank_task` (10 classes, all models)\n",
               "| models | " + " | ".join(f"{t} (load + rank)" for t in trees) + " | idle RSS |",

@@ -188,3 +188,13 @@ def test_one_layer_network_needs_no_class_cap():
 def test_bad_class_cap_is_refused():
     with pytest.raises(ValueError, match="max_classes"):
         _random_net(2)(torch.randn(2, 16), torch.randn(1, 5, 12), max_classes=0)
+
+
+@pytest.mark.parametrize("num_layers", [1, 2])
+@torch.no_grad()
+def test_empty_extra_tokens_score_like_none(num_layers):
+    net = _random_net(num_layers)
+    tokens = torch.randn(4, 16)
+    batch, mask = _padded_task([3, 5], 12)
+    empty = net(tokens, batch, mask, torch.zeros(2, 4, 0, 16), torch.zeros(2, 4, 0, dtype=torch.bool))
+    assert torch.allclose(empty, _reference(net, tokens, batch, mask), atol=1e-5)
