@@ -21,12 +21,16 @@ Only the model-token position is read. Two eval-mode paths replace it:
 
 from __future__ import annotations
 
+import logging
+
 import torch
 from torch import nn
 
 CHUNK_ELEMENTS = 1 << 18  # floats per block of attention logits: bounds memory; cache-sized (1 MB) is also fastest
 MAX_EXACT_CLASSES = 1024  # class count above which the multi-layer path clusters task tokens (ImageNet-1k stays exact)
 KMEANS_ITERATIONS = 10
+
+logger = logging.getLogger(__name__)
 
 
 def key_bias(mask: torch.Tensor, counts: torch.Tensor | None = None) -> torch.Tensor:
@@ -54,6 +58,8 @@ def one_layer_scores(
     """
     if extra is None or extra.shape[2] == 0:
         return _token_only_one_layer(layer, head, model, task, task_mask)
+    if extra_mask is None:
+        extra_mask = torch.ones(extra.shape[:3], dtype=torch.bool, device=extra.device)
     attn = layer.self_attn
     M, D = model.shape
     B, C, _ = task.shape
@@ -65,7 +71,7 @@ def one_layer_scores(
     k_task = nn.functional.linear(task_n, w_in[D : 2 * D], b_in[D : 2 * D]).view(B, C, H, dh).permute(0, 2, 3, 1)
     v_task = nn.functional.linear(task_n, w_in[2 * D :], b_in[2 * D :]).view(B, C, H, dh).transpose(1, 2)
     task_bias = None if bool(task_mask.all()) else key_bias(task_mask)[:, None, None, :]  # (B, 1, 1, C)
-    K = 0 if extra is None else extra.shape[2]
+    K = extra.shape[2]
     chunk = max(1, CHUNK_ELEMENTS // max(1, B * H * (C + K)))
     inplace = not torch.is_grad_enabled()  # in-place exp saves a logits-sized buffer; autograd needs the copies
     out = []
@@ -74,26 +80,21 @@ def one_layer_scores(
         qkv = nn.functional.linear(layer.norm1(m), w_in, b_in).view(-1, 3, H, dh).permute(1, 2, 0, 3)  # (3, H, m, dh)
         q, k_self, v_self = qkv[0] * dh**-0.5, qkv[1], qkv[2]
         # softmax over [self; task tokens; extra tokens] without concatenating the logits: one shared max, then
-        # each part's exp and sum. (B, H, m, ·) throughout.
+        # each part's exp and sum. (B, H, m, ·) throughout; the extra keys are per model, (B, H, m, K).
         logits_self = (q * k_self).sum(-1, keepdim=True)  # (H, m, 1)
         logits_task = torch.matmul(q, k_task)  # (B, H, m, C)
         if task_bias is not None:
             logits_task = logits_task + task_bias
-        top = torch.maximum(logits_task.amax(-1, keepdim=True), logits_self)
-        if extra is not None:
-            e = layer.norm1(extra[:, s : s + chunk])  # (B, m, K, D): per-model keys, one per extra token
-            kv = nn.functional.linear(e, w_in[D:], b_in[D:]).view(B, -1, K, 2, H, dh).permute(3, 0, 4, 1, 2, 5)
-            emask = extra_mask[:, s : s + chunk]
-            logits_extra = torch.einsum("hmd,bhmkd->bhmk", q, kv[0]) + key_bias(emask).unsqueeze(1)  # (B, H, m, K)
-            top = torch.maximum(top, logits_extra.amax(-1, keepdim=True))
+        e = layer.norm1(extra[:, s : s + chunk])  # (B, m, K, D): per-model keys, one per extra token
+        kv = nn.functional.linear(e, w_in[D:], b_in[D:]).view(B, -1, K, 2, H, dh).permute(3, 0, 4, 1, 2, 5)
+        logits_extra = torch.einsum("hmd,bhmkd->bhmk", q, kv[0]) + key_bias(extra_mask[:, s : s + chunk]).unsqueeze(1)
+        top = torch.maximum(torch.maximum(logits_task.amax(-1, keepdim=True), logits_self),
+                            logits_extra.amax(-1, keepdim=True))
         w_self = (logits_self - top).exp_()
         w_task = logits_task.sub_(top).exp_() if inplace else (logits_task - top).exp()
-        total = w_self + w_task.sum(-1, keepdim=True)
-        ctx = w_self * v_self + torch.matmul(w_task, v_task)  # (B, H, m, dh)
-        if extra is not None:
-            w_extra = (logits_extra - top).exp()
-            total = total + w_extra.sum(-1, keepdim=True)
-            ctx = ctx + torch.einsum("bhmk,bhmkd->bhmd", w_extra, kv[1])
+        w_extra = logits_extra.sub_(top).exp_() if inplace else (logits_extra - top).exp()
+        total = w_self + w_task.sum(-1, keepdim=True) + w_extra.sum(-1, keepdim=True)
+        ctx = w_self * v_self + torch.matmul(w_task, v_task) + torch.einsum("bhmk,bhmkd->bhmd", w_extra, kv[1])
         ctx = (ctx / total).permute(0, 2, 1, 3).reshape(B, -1, D)
         h = m + attn.out_proj(ctx)  # (B, m, D)
         h = h + layer.linear2(layer.activation(layer.linear1(layer.norm2(h))))
@@ -254,9 +255,12 @@ def quantise_task(
     B, C, D = task.shape
     if max_classes < 1:
         raise ValueError(f"max_classes must be ≥ 1, got {max_classes}.")
-    if C <= max_classes:  # nothing to cluster: the reference computation, exactly
+    if C <= max_classes or int(task_mask.sum(1).max()) <= max_classes:  # nothing to cluster: exact
         return task, key_bias(task_mask), extra, None if extra is None else key_bias(extra_mask)
     k = max_classes
+    logger.warning("A task of %d classes is scored by a multi-layer fitness network with its class tokens clustered "
+                   "into %d (k-means); the scores are those of the clustered task (see hf_spider.fitness_eval).",
+                   int(task_mask.sum(1).max()), k)
     pooled, counts = [], []
     pooled_extra, extra_counts = [], []
     for b in range(B):  # a loop over the tasks of a batch, not over models or classes
@@ -272,7 +276,7 @@ def quantise_task(
         if extra is not None:
             emask = extra_mask[b] if extra_mask is not None else torch.ones(extra.shape[1:3], dtype=torch.bool)
             if extra.shape[2] == C:  # PTM tokens, one per class in task order: pooled with the same clusters
-                pe, ne = pool_tokens(extra[b], emask, assign, k)
+                pe, ne = pool_tokens(extra[b], emask & task_mask[b], assign, k)  # (no class, no PTM token)
             else:
                 pe, ne = extra[b], emask.float()
             pooled_extra.append(pe)

@@ -132,13 +132,15 @@ def test_eval_path_gradients_match_reference():
 
 
 @torch.no_grad()
-def test_class_cap_scores_the_centroid_task():
+def test_class_cap_scores_the_centroid_task(caplog):
     """Beyond max_classes a deep network scores the task whose tokens are replaced by their k-means centroids."""
     net = _random_net(2)
     tokens = torch.randn(4, 16)
     batch, mask = _padded_task([40, 5], 12)
     k = 8
     got = net(tokens, batch, mask, max_classes=k)
+    assert "A task of 40 classes is scored by a multi-layer fitness network" in caplog.text
+    assert "class tokens clustered into 8 (k-means)" in caplog.text
     model, task, _, _ = _tokens(net, tokens, batch)
     quantised = task.clone()
     for b, c in enumerate([40, 5]):
