@@ -83,6 +83,17 @@ def test_token_file_from_another_safetensors_writer_is_accepted(small):
     assert torch.equal(load(folder).model_tokens, tokens)
 
 
+def test_header_that_is_not_utf8_is_refused(small):
+    """The fast header match accepts any byte in a metadata string; the strict parser decides on non-UTF-8."""
+    folder, tokens, entries = small
+    data = token_bytes(tokens[8], model_id="caf\u00e9", selector="s")
+    bad = data.replace(b"caf\\u00e9", b"caf\xff\xfe\xfd\xfc\xfb\xfa")  # same length: the header stays consistent
+    assert bad != data
+    (folder / entries[8].mirror).write_bytes(bad)
+    with pytest.raises(TokenIntegrityError, match="not a valid safetensors file"):
+        load(folder)
+
+
 def test_token_file_with_a_second_tensor_is_refused(small):
     folder, tokens, entries = small
     data = st_save({"token": tokens[4].clone(), "zz": torch.zeros(1)})
