@@ -122,9 +122,10 @@ def _token_only_one_layer(layer: nn.TransformerEncoderLayer, head: nn.Module, mo
     task_n = layer.norm1(task)
     k = nn.functional.linear(task_n, w_in[D : 2 * D], b_in[D : 2 * D]).view(B, C, H, dh)
     v = nn.functional.linear(task_n, w_in[2 * D :], b_in[2 * D :]).view(B, C, H, dh)
-    keys = torch.zeros(B, D, H, S)  # (B, D, H·S): query projection folded into the keys, once per task
-    bias = torch.zeros(B, H, S)
-    values = torch.zeros(B, H, S, H, dh)  # block diagonal: head h's slots feed only head h's output columns
+    like = {"dtype": task.dtype, "device": task.device}
+    keys = torch.zeros(B, D, H, S, **like)  # (B, D, H·S): query projection folded into the keys, once per task
+    bias = torch.zeros(B, H, S, **like)
+    values = torch.zeros(B, H, S, H, dh, **like)  # block diagonal: head h's slots feed only head h's output columns
     mask_bias = key_bias(task_mask)
     for h in range(H):  # a loop over the attention heads (4), to lay out the per-task matrices
         keys[:, :, h, 1:] = torch.matmul(k[:, :, h], wq[h]).transpose(1, 2)
@@ -177,7 +178,7 @@ def chunked_exact_scores(
         m = model[s : s + chunk]
         mc = m.shape[0]
         seq = [m.unsqueeze(0).expand(B, mc, D).unsqueeze(2), task.unsqueeze(1).expand(B, mc, C, D)]
-        bias = [torch.zeros(B, mc, 1), task_bias.unsqueeze(1).expand(B, mc, C)]
+        bias = [torch.zeros(B, mc, 1, dtype=task.dtype, device=task.device), task_bias.unsqueeze(1).expand(B, mc, C)]
         if extra is not None:
             seq.append(extra[:, s : s + chunk])
             bias.append(extra_bias[:, s : s + chunk])
@@ -213,7 +214,7 @@ def cluster_assignments(tokens: torch.Tensor, k: int, iterations: int = KMEANS_I
     Initialised at ``k`` evenly spaced tokens, so the same task always gives the same clusters.
     """
     C = tokens.shape[0]
-    centroids = tokens[torch.linspace(0, C - 1, k).round().long()].clone()
+    centroids = tokens[torch.linspace(0, C - 1, k, device=tokens.device).round().long()].clone()
     assign = torch.cdist(tokens, centroids).argmin(1)
     for _ in range(iterations):
         sums = torch.zeros_like(centroids).index_add_(0, assign, tokens)
@@ -234,8 +235,10 @@ def pool_tokens(tokens: torch.Tensor, mask: torch.Tensor, assign: torch.Tensor, 
         tokens: (..., C, D); mask: (..., C) bool; assign: (C,) ids in [0, k). Returns (..., k, D) and (..., k).
     """
     w = mask.to(tokens.dtype)
-    sums = torch.zeros(*tokens.shape[:-2], k, tokens.shape[-1]).index_add_(-2, assign, tokens * w.unsqueeze(-1))
-    counts = torch.zeros(*mask.shape[:-1], k).index_add_(-1, assign, w)
+    like = {"dtype": tokens.dtype, "device": tokens.device}
+    sums = torch.zeros(*tokens.shape[:-2], k, tokens.shape[-1], **like)
+    sums.index_add_(-2, assign, tokens * w.unsqueeze(-1))
+    counts = torch.zeros(*mask.shape[:-1], k, **like).index_add_(-1, assign, w)
     return sums / counts.clamp_min(1).unsqueeze(-1), counts
 
 
@@ -243,7 +246,7 @@ def quantise_task(
     task: torch.Tensor,
     task_mask: torch.Tensor,
     extra: torch.Tensor | None,
-    extra_mask: torch.Tensor | None,
+    extra_mask: torch.Tensor | None,  # given whenever extra is
     max_classes: int,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None, torch.Tensor | None]:
     """Cluster each task's tokens into at most ``max_classes`` centroids (and its per-class extra tokens alike).
@@ -265,16 +268,17 @@ def quantise_task(
     pooled_extra, extra_counts = [], []
     for b in range(B):  # a loop over the tasks of a batch, not over models or classes
         real = task_mask[b].nonzero().flatten()
-        assign = torch.full((C,), k - 1, dtype=torch.long)  # padding positions: masked out below anyway
+        # padding positions go to the last cluster: their mask weight is 0, so they change nothing
+        assign = torch.full((C,), k - 1, dtype=torch.long, device=task.device)
         if len(real) > k:
             assign[real] = cluster_assignments(task[b, real], k)
         else:
-            assign[real] = torch.arange(len(real))
+            assign[real] = torch.arange(len(real), device=task.device)
         p, n = pool_tokens(task[b], task_mask[b], assign, k)
         pooled.append(p)
         counts.append(n)
         if extra is not None:
-            emask = extra_mask[b] if extra_mask is not None else torch.ones(extra.shape[1:3], dtype=torch.bool)
+            emask = extra_mask[b]
             if extra.shape[2] == C:  # PTM tokens, one per class in task order: pooled with the same clusters
                 pe, ne = pool_tokens(extra[b], emask & task_mask[b], assign, k)  # (no class, no PTM token)
             else:
