@@ -13,6 +13,8 @@ from dataclasses import dataclass, field
 import torch
 from torch import nn
 
+from .fitness_eval import MAX_EXACT_CLASSES, chunked_exact_scores, one_layer_scores, quantise_task
+
 
 @dataclass
 class FitnessConfig:
@@ -69,25 +71,41 @@ class FitnessNetwork(nn.Module):
         class_mask: torch.Tensor | None = None,
         extra: torch.Tensor | None = None,
         extra_mask: torch.Tensor | None = None,
+        *,
+        max_classes: int = MAX_EXACT_CLASSES,
     ) -> torch.Tensor:
+        """Scores ``(B, M)``; see the class docstring for shapes.
+
+        In training mode this is the reference computation (full self-attention over every pair's sequence). In eval
+        mode the same scores come from a path whose memory is linear in the class count (see ``fitness_eval``):
+        exact for a one-layer network; for deeper ones exact up to ``max_classes`` classes, beyond which each task's
+        tokens are clustered into ``max_classes`` centroids.
+        """
         M, D = model_tokens.shape
         B, C, _ = prototypes.shape
         if class_mask is None:
             class_mask = torch.ones(B, C, dtype=torch.bool, device=prototypes.device)
         task = self.task_proj(nn.functional.normalize(prototypes, dim=-1)) + self.type_embed[1]  # (B, C, D)
         model = model_tokens + self.type_embed[0]  # (M, D)
+        if extra is not None:
+            extra = extra + self.type_embed[2]  # (B, M, K, D)
+            if extra_mask is None:
+                extra_mask = torch.ones(extra.shape[:3], dtype=torch.bool, device=extra.device)
+        if not self.training:
+            if self.config.num_layers == 1:
+                return one_layer_scores(self.encoder.layers[0], self.head, model, task, class_mask, extra, extra_mask)
+            task, task_bias, extra, extra_bias = quantise_task(task, class_mask, extra, extra_mask, max_classes)
+            return chunked_exact_scores(self.encoder, self.head, model, task, task_bias, extra, extra_bias)
         # Fold (task, model) pairs into the batch: (B*M, 1 + C [+ K], D).
         seq = [model.unsqueeze(0).expand(B, M, D).unsqueeze(2), task.unsqueeze(1).expand(B, M, C, D)]
         keep = [torch.ones(B, M, 1, dtype=torch.bool, device=task.device), class_mask.unsqueeze(1).expand(B, M, C)]
         if extra is not None:
-            K = extra.shape[2]
-            seq.append(extra + self.type_embed[2])  # (B, M, K, D)
-            keep.append(extra_mask if extra_mask is not None else torch.ones(B, M, K, dtype=torch.bool))
+            seq.append(extra)
+            keep.append(extra_mask)
         x = torch.cat(seq, dim=2).reshape(B * M, -1, D)  # (B*M, L, D)
         pad = ~torch.cat(keep, dim=2).reshape(B * M, -1)  # (B*M, L), True = ignore
         h = self.encoder(x, src_key_padding_mask=pad)  # (B*M, L, D)
         return self.head(h[:, 0]).reshape(B, M)  # score read at the model-token position
-
 
     def ptm_tokens(
         self, ptm: list[dict[int, torch.Tensor]], num_models: int, num_classes: int

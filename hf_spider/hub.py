@@ -20,7 +20,8 @@ import torch
 
 from .errors import ArtifactError, HfSpiderError, InvalidInputError, TokenIntegrityError, ZooError
 from .limits import MAX_CARD_BYTES, read_bounded, read_bounded_text
-from .tokens import MAX_TOKEN_BYTES, TOKEN_FILENAME, atomic_write_bytes, parse_token
+from .token_store import read_mirror_files, verify_tokens
+from .tokens import MAX_TOKEN_BYTES, TOKEN_FILENAME, atomic_write_bytes
 
 logger = logging.getLogger(__name__)
 
@@ -221,8 +222,13 @@ def write_repo_files(
 # --- the zoo index (zoo.json) --------------------------------------------------------------------------------
 
 ZOO_FORMAT_VERSION = 1
-_MIRROR_RE = re.compile(r"^tokens/[A-Za-z0-9][A-Za-z0-9._-]{0,200}\.safetensors$")
-_SHA_RE = re.compile(r"^[0-9a-f]{64}$")
+_MIRROR_PATTERN = r"tokens/[A-Za-z0-9][A-Za-z0-9._-]{0,200}\.safetensors"
+_SHA_PATTERN = r"[0-9a-f]{64}"
+_MIRROR_RE = re.compile(_MIRROR_PATTERN)
+_SHA_RE = re.compile(_SHA_PATTERN)
+# The same checks over all entries joined by newlines (neither pattern matches one): one regex scan per zoo.
+_MIRRORS_RE = re.compile(rf"{_MIRROR_PATTERN}(?:\n{_MIRROR_PATTERN})*")
+_SHAS_RE = re.compile(rf"{_SHA_PATTERN}(?:\n{_SHA_PATTERN})*")
 TASK_TYPES = ("image-classification", "text-classification")
 
 
@@ -281,33 +287,53 @@ def parse_zoo(text: str) -> list[ZooEntry]:
         if not isinstance(item, dict):
             raise ZooError(f"zoo.json models[{i}] is not an object.")
         try:
-            entry = ZooEntry(**{k: item[k] for k in _REQUIRED_ZOO_FIELDS},
-                             **{k: item[k] for k in _OPTIONAL_ZOO_FIELDS if k in item})
+            model_id, revision, task_type, sha, mirror = (item["model_id"], item["revision"], item["task_type"],
+                                                          item["token_sha256"], item["mirror"])
         except KeyError as err:
             raise ZooError(f"zoo.json models[{i}] lacks the field {err}.") from err
-        if not isinstance(entry.model_id, str) or not entry.model_id or entry.model_id in seen:
-            raise ZooError(f"zoo.json models[{i}]: model_id {entry.model_id!r} is empty, not a string or repeated.")
-        if entry.revision is not None and not isinstance(entry.revision, str):
+        if not isinstance(model_id, str) or not model_id or model_id in seen:
+            raise ZooError(f"zoo.json models[{i}]: model_id {model_id!r} is empty, not a string or repeated.")
+        if revision is not None and not isinstance(revision, str):
             raise ZooError(f"zoo.json models[{i}]: revision must be a string or null.")
-        if entry.task_type not in TASK_TYPES:
-            raise ZooError(f"zoo.json models[{i}]: task_type {entry.task_type!r} is not one of {TASK_TYPES}.")
-        if not isinstance(entry.token_sha256, str) or not _SHA_RE.fullmatch(entry.token_sha256):
-            raise ZooError(f"zoo.json models[{i}]: token_sha256 must be 64 lowercase hex digits.")
-        if not isinstance(entry.mirror, str) or not _MIRROR_RE.fullmatch(entry.mirror):
-            raise ZooError(
-                f"zoo.json models[{i}]: mirror {entry.mirror!r} must be a file directly under tokens/ "
-                "(no '..', no absolute path); the zoo index may be tampered with."
-            )
-        if entry.num_parameters is not None and (
-                not isinstance(entry.num_parameters, int) or isinstance(entry.num_parameters, bool)
-                or entry.num_parameters < 0):
+        if task_type not in TASK_TYPES:
+            raise ZooError(f"zoo.json models[{i}]: task_type {task_type!r} is not one of {TASK_TYPES}.")
+        if not isinstance(sha, str):
+            raise _bad_sha(i)
+        if not isinstance(mirror, str):
+            raise _bad_mirror(i, mirror)
+        num_parameters, pipeline_tag = item.get("num_parameters"), item.get("pipeline_tag")
+        license = item.get("license")
+        if num_parameters is not None and (
+                not isinstance(num_parameters, int) or isinstance(num_parameters, bool) or num_parameters < 0):
             raise ZooError(f"zoo.json models[{i}]: num_parameters must be a non-negative integer or absent.")
-        for key in ("pipeline_tag", "license"):
-            if getattr(entry, key) is not None and not isinstance(getattr(entry, key), str):
-                raise ZooError(f"zoo.json models[{i}]: {key} must be a string or absent.")
-        seen.add(entry.model_id)
-        entries.append(entry)
+        if not (pipeline_tag is None or isinstance(pipeline_tag, str)):
+            raise ZooError(f"zoo.json models[{i}]: pipeline_tag must be a string or absent.")
+        if not (license is None or isinstance(license, str)):
+            raise ZooError(f"zoo.json models[{i}]: license must be a string or absent.")
+        seen.add(model_id)
+        entries.append(ZooEntry(model_id, revision, task_type, sha, mirror, num_parameters, pipeline_tag, license))
+    if not _all_match(_SHAS_RE, [e.token_sha256 for e in entries]):
+        raise _bad_sha(next(i for i, e in enumerate(entries) if not _SHA_RE.fullmatch(e.token_sha256)))
+    if not _all_match(_MIRRORS_RE, [e.mirror for e in entries]):
+        i = next(i for i, e in enumerate(entries) if not _MIRROR_RE.fullmatch(e.mirror))
+        raise _bad_mirror(i, entries[i].mirror)
     return entries
+
+
+def _all_match(joined_pattern: re.Pattern[str], values: list[str]) -> bool:
+    """Whether every value fully matches, in one scan of the values joined by newlines (a value holding a newline
+    itself would pass as two, so the newline count must be exactly one per gap)."""
+    text = "\n".join(values)
+    return text.count("\n") == len(values) - 1 and joined_pattern.fullmatch(text) is not None
+
+
+def _bad_sha(i: int) -> ZooError:
+    return ZooError(f"zoo.json models[{i}]: token_sha256 must be 64 lowercase hex digits.")
+
+
+def _bad_mirror(i: int, mirror: object) -> ZooError:
+    return ZooError(f"zoo.json models[{i}]: mirror {mirror!r} must be a file directly under tokens/ (no '..', no "
+                    "absolute path); the zoo index may be tampered with.")
 
 
 _REQUIRED_ZOO_FIELDS = ("model_id", "revision", "task_type", "token_sha256", "mirror")
@@ -326,15 +352,6 @@ def dump_zoo(entries: list[ZooEntry], *, selector: str) -> str:
     ) + "\n"
 
 
-def _is_inside(path: Path, folder: Path) -> bool:
-    """Whether ``path`` resolves (links followed) inside ``folder``, or inside the HF cache repo folder that holds
-    ``folder`` when it is a cache snapshot (whose files link to ``../../blobs``)."""
-    root = folder.resolve()
-    if folder.parent.name == "snapshots":
-        root = folder.parent.parent.resolve()
-    return path.resolve().is_relative_to(root)
-
-
 def load_zoo_tokens(
     zoo: list[ZooEntry], folder: Path, *, dim: int, token_source: TokenSource = "auto", token: str | bool | None = None
 ) -> torch.Tensor:
@@ -342,39 +359,44 @@ def load_zoo_tokens(
 
     ``token_source="auto"`` reads each model's own ``spider/token.safetensors`` first and falls back to the selector's
     mirror copy when the repo has none, holds a mismatching one, or the Hub is unreachable (after the first
-    connection failure the remaining tokens come from the mirror straight away).
+    connection failure the remaining tokens come from the mirror straight away). The mirror copies are read and
+    checked in bulk (see ``token_store``).
     """
     if token_source not in ("auto", "model", "mirror"):
         raise InvalidInputError(f"token_source must be 'auto', 'model' or 'mirror', got {token_source!r}.")
-    rows, reachable = [], token_source != "mirror"
-    for entry in zoo:  # I/O per model is unavoidable: each token lives in its own repo
-        data, source = None, f"{entry.model_id}/{TOKEN_FILENAME}"
-        if reachable:
+    blobs: list[bytes | None] = [None] * len(zoo)
+    if token_source != "mirror":
+        for i, entry in enumerate(zoo):  # I/O per model is unavoidable: each token lives in its own repo
             try:
-                data = fetch_model_token(entry.model_id, revision=entry.revision, token=token)
+                blobs[i] = fetch_model_token(entry.model_id, revision=entry.revision, token=token)
             except HubUnreachableError as err:
                 if token_source == "model":
                     raise
                 logger.warning("Hub unreachable (%s); reading the remaining tokens from the selector's mirror.", err)
-                reachable = False
-        if data is not None:
-            try:
-                rows.append(parse_token(data, expected_sha256=entry.token_sha256, expected_dim=dim, source=source)[0])
-                continue
-            except TokenIntegrityError:
-                if token_source == "model":
-                    raise
-                logger.warning("Token in %s does not match zoo.json; using the selector's mirror.", entry.model_id)
-        elif token_source == "model":
-            raise ArtifactError(f"{entry.model_id} has no {TOKEN_FILENAME} at revision {entry.revision or 'main'} "
+                break
+    shas = [e.token_sha256 for e in zoo]
+    tokens, errors = verify_tokens(blobs, shas, dim, [f"{e.model_id}/{TOKEN_FILENAME}" for e in zoo])
+    need = [i for i, (data, err) in enumerate(zip(blobs, errors)) if data is None or err is not None]
+    for i in need:  # in zoo order, so the first bad model is the one reported
+        if token_source == "model":
+            if errors[i] is not None:
+                raise errors[i]
+            raise ArtifactError(f"{zoo[i].model_id} has no {TOKEN_FILENAME} at revision {zoo[i].revision or 'main'} "
                                 "(or that revision no longer exists); use token_source='auto' or 'mirror'.")
-        mirror = folder / entry.mirror
-        if not _is_inside(mirror, folder):
-            raise ZooError(f"{entry.mirror} of {entry.model_id} links outside the selector folder; the selector may "
-                           "be tampered with. Re-download it (force_download=True) or re-save it.")
-        if not mirror.is_file():
-            raise ArtifactError(f"Token of {entry.model_id} is neither in its repo nor in the selector "
-                                f"({entry.mirror}); re-save the selector with save_pretrained().")
-        rows.append(parse_token(read_token_file(mirror, source=entry.mirror), expected_sha256=entry.token_sha256,
-                                expected_dim=dim, source=f"selector mirror {entry.mirror}")[0])
-    return torch.stack(rows)
+        if errors[i] is not None:
+            logger.warning("Token in %s does not match zoo.json; using the selector's mirror.", zoo[i].model_id)
+    if not need:
+        return tokens
+    entries = [zoo[i] for i in need]
+    mirror = read_mirror_files(folder, [e.mirror for e in entries], [e.model_id for e in entries])
+    for e, data in zip(entries, mirror):
+        if data is None:
+            raise ArtifactError(f"Token of {e.model_id} is neither in its repo nor in the selector "
+                                f"({e.mirror}); re-save the selector with save_pretrained().")
+    values, errors = verify_tokens(mirror, [shas[i] for i in need], dim,
+                                   [f"selector mirror {e.mirror}" for e in entries])
+    for err in errors:
+        if err is not None:
+            raise err
+    tokens[need] = values
+    return tokens

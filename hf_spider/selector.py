@@ -306,10 +306,11 @@ class SpiderSelector(
         order = np.argsort(-scores, kind="stable")[: top_k or len(scores)]
         extra = ranked_fields(self.accuracy, [self.zoo[i] for i in order], task.prototypes, task.label_names,
                               num_models=len(scores))  # size, licence; predicted accuracy + evidence if calibrated
+        labels = tuple(task.label_names)  # one tuple shared by every entry
         models = [
             RankedModel(rank=r + 1, model_id=self.zoo[i].model_id, revision=self.zoo[i].revision,
                         score=float(scores[i]), task_type=self.zoo[i].task_type, reranked=int(i) in reranked,
-                        label_names=tuple(task.label_names), **fields)
+                        label_names=labels, **fields)
             for r, (i, fields) in enumerate(zip(order, extra))
         ]
         return Ranking(models, selector=self.config.name, selector_revision=self.revision, dataset=dataset_name,
