@@ -19,7 +19,9 @@ from typing import Literal
 import torch
 
 from .errors import ArtifactError, HfSpiderError, InvalidInputError, TokenIntegrityError, ZooError
-from .tokens import TOKEN_FILENAME, atomic_write_bytes, parse_token
+from .files import atomic_write_bytes
+from .ids import check_model_id
+from .tokens import TOKEN_FILENAME, parse_token
 
 logger = logging.getLogger(__name__)
 
@@ -158,9 +160,11 @@ def fetch_model_token(
     return Path(path).read_bytes()
 
 
-def read_card_text(repo: str, *, repo_type: str = "model", token: str | bool | None = None) -> str:
-    """The README.md of a local folder or Hub repo ("" when it has none)."""
-    if is_local(repo):
+def read_card_text(repo: str, *, repo_type: str = "model", token: str | bool | None = None,
+                   local: bool | None = None) -> str:
+    """The README.md of a local folder or Hub repo ("" when it has none). ``local``: whether ``repo`` is a folder
+    (default: when such a folder exists)."""
+    if is_local(repo) if local is None else local:
         path = Path(repo) / "README.md"
         return path.read_text(encoding="utf-8") if path.is_file() else ""
     from huggingface_hub import hf_hub_download
@@ -180,16 +184,19 @@ def write_repo_files(
     create_pr: bool = False,
     commit_message: str = "Add Model Spider token",
     token: str | bool | None = None,
+    local: bool | None = None,
 ) -> str:
-    """Write files into a local folder (atomically, file by file) or commit them to a Hub repo in one commit.
+    """Write files into a local folder (atomically, file by file, keeping each file's mode) or commit them to a Hub
+    repo in one commit.
 
-    For a Hub repo you do not own, pass ``create_pr=True`` to open a pull request instead. Returns the folder path,
-    the commit URL, or the pull-request URL.
+    For a Hub repo you do not own, pass ``create_pr=True`` to open a pull request instead. ``local``: whether
+    ``repo`` is a folder (default: when such a folder exists). Returns the folder path, the commit URL, or the
+    pull-request URL.
     """
     for name in files:
         if Path(name).is_absolute() or ".." in Path(name).parts:
             raise ArtifactError(f"Refusing to write {name!r}: repo file names must be relative, without '..'.")
-    if is_local(repo):
+    if is_local(repo) if local is None else local:
         for name, data in files.items():
             atomic_write_bytes(Path(repo) / name, data)
         return str(repo)
@@ -207,6 +214,7 @@ def write_repo_files(
 ZOO_FORMAT_VERSION = 1
 _MIRROR_RE = re.compile(r"^tokens/[A-Za-z0-9][A-Za-z0-9._-]{0,200}\.safetensors$")
 _SHA_RE = re.compile(r"^[0-9a-f]{64}$")
+_REV_RE = re.compile(r"[A-Za-z0-9._/-]{1,255}")
 TASK_TYPES = ("image-classification", "text-classification")
 
 
@@ -240,12 +248,16 @@ def mirror_name(model_id: str) -> str:
     return f"tokens/{model_id.replace('/', '--')}.safetensors"
 
 
-def parse_zoo(text: str) -> list[ZooEntry]:
+def parse_zoo(text: str, *, local_models: bool = False) -> list[ZooEntry]:
     """Validate and parse ``zoo.json``.
 
+    Args:
+        text: The file's text.
+        local_models: Accept local folder paths as model ids (see ``ids.py``); by default only Hub ids are.
+
     Raises:
-        ZooError: not JSON, unknown format version, missing fields, duplicate models, or a mirror path outside
-            ``tokens/`` (such as ``../``).
+        ZooError: not JSON, unknown format version, missing fields, duplicate models, a model id that is not a Hub
+            id (a path, a newline, invisible or look-alike characters), or a mirror path outside ``tokens/``.
     """
     try:
         data = json.loads(text)
@@ -271,8 +283,13 @@ def parse_zoo(text: str) -> list[ZooEntry]:
             raise ZooError(f"zoo.json models[{i}] lacks the field {err}.") from err
         if not isinstance(entry.model_id, str) or not entry.model_id or entry.model_id in seen:
             raise ZooError(f"zoo.json models[{i}]: model_id {entry.model_id!r} is empty, not a string or repeated.")
-        if entry.revision is not None and not isinstance(entry.revision, str):
-            raise ZooError(f"zoo.json models[{i}]: revision must be a string or null.")
+        try:
+            check_model_id(entry.model_id, where=f"zoo.json models[{i}]", local_ok=local_models)
+        except InvalidInputError as err:
+            raise ZooError(str(err)) from None
+        if entry.revision is not None and not (isinstance(entry.revision, str) and _REV_RE.fullmatch(entry.revision)):
+            raise ZooError(f"zoo.json models[{i}]: revision must be null or a commit sha / branch / tag name "
+                           "(letters, digits, '.', '_', '-', '/').")
         if entry.task_type not in TASK_TYPES:
             raise ZooError(f"zoo.json models[{i}]: task_type {entry.task_type!r} is not one of {TASK_TYPES}.")
         if not isinstance(entry.token_sha256, str) or not _SHA_RE.fullmatch(entry.token_sha256):
