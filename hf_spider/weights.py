@@ -25,9 +25,9 @@ def _pickle_only(model_id: str) -> ArtifactError:
     )
 
 
-def from_pretrained(auto: Any, path: str, *, model_id: str, **kwargs: Any) -> Any:
+def from_pretrained(auto: Any, path: str, *, model_id: str, trust_remote_code: bool = False, **kwargs: Any) -> Any:
     """``auto.from_pretrained(path, use_safetensors=True, **kwargs)``, with a clear error for a checkpoint that has
-    only pickle weights.
+    only pickle weights. ``trust_remote_code`` is the caller's (default ``False``).
 
     Raises:
         ArtifactError: ``path`` holds no safetensors weights.
@@ -38,7 +38,7 @@ def from_pretrained(auto: Any, path: str, *, model_id: str, **kwargs: Any) -> An
         raise _pickle_only(model_id)
     kwargs["use_safetensors"] = True  # never a caller's choice: see the module docstring
     try:
-        return auto.from_pretrained(path, **kwargs)
+        return auto.from_pretrained(path, trust_remote_code=trust_remote_code, **kwargs)
     except OSError as err:
         if _NO_SAFETENSORS.search(str(err)):
             raise _pickle_only(model_id) from err

@@ -424,7 +424,7 @@ def test_no_reader_unpickles_or_runs_repo_code(text_zoo, tmp_path, monkeypatch):
     monkeypatch.setattr(pickle, "loads", refuse)
     monkeypatch.setattr(pickle, "Unpickler", NoUnpickler)
     monkeypatch.setattr(torch, "load", refuse)
-    loaded = SpiderSelector.from_pretrained(tmp_path / "sel")
+    loaded = SpiderSelector.from_pretrained(tmp_path / "sel", local_models=True)
     ranking = loaded.rank(text_dataset(), verbose=False)
     model = ranking[0].load()
     assert type(model).__name__ == "BertForSequenceClassification"  # the library class, not evil.Evil
