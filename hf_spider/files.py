@@ -4,7 +4,7 @@ nothing.
 * [`atomic_write_bytes`]: temp file in the same folder, fsync, ``rename`` over the target. A file that existed keeps
   its permission bits; a new one gets the usual ``0666 & ~umask`` (``mkstemp`` alone would leave ``0600``).
 * [`folder_lock`]: an inter-process lock (``filelock``, what huggingface_hub uses) for a read-modify-write of the
-  files of one folder (``zoo.json`` and the token mirrors, a model card).
+  files of one folder (``zoo.json`` and the token mirrors, a model card); the lock file lives under ``HF_HOME``.
 * [`replace_folder`]: build a folder's new content aside and swap it in with one atomic ``rename``, so that a folder
   being re-saved is loadable, as the old version or the new one, at every instant.
 """
@@ -23,9 +23,6 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 logger = logging.getLogger(__name__)
-
-LOCK_NAME = ".hf-spider.lock"
-
 
 def _umask() -> int:
     """The process umask, read from /proc (thread-safe) where available; setting and restoring it is the fallback."""
@@ -87,30 +84,34 @@ def atomic_write_text(path: str | Path, text: str) -> None:
     atomic_write_bytes(path, text.encode("utf-8"))
 
 
+def lock_path(folder: str | Path) -> Path:
+    """The lock file of ``folder``: in hf-spider's lock folder under ``HF_HOME`` (as huggingface_hub keeps its cache
+    locks), named by the folder's resolved path, so the user's folder gains no file and a folder swapped by
+    [`replace_folder`] keeps the same lock."""
+    import hashlib
+
+    from huggingface_hub import constants
+
+    key = hashlib.sha256(os.fsencode(os.path.realpath(folder))).hexdigest()[:32]
+    return Path(constants.HF_HOME) / "hf_spider" / "locks" / f"{key}.lock"
+
+
 @contextlib.contextmanager
 def folder_lock(folder: str | Path, *, timeout: float = 600.0) -> Iterator[None]:
-    """Hold the inter-process lock of ``folder`` (the file ``.hf-spider.lock`` inside it).
+    """Hold the inter-process lock of ``folder`` ([`lock_path`]) for a read-modify-write of its files.
 
     Every read-modify-write of a folder's files by hf-spider runs under this lock and re-reads what it modifies
     once the lock is held, so two processes adding models to one selector both keep their models.
 
-    [`replace_folder`] swaps a whole folder while holding its lock; a waiter that opened the lock file of the old
-    folder then holds a lock nobody else checks, so after acquiring it the folder's identity is compared with the one
-    seen before, and the lock is taken again on the new folder when they differ.
-
     Raises:
-        TimeoutError (filelock.Timeout): the lock was not released within ``timeout`` seconds.
+        filelock.Timeout: the lock was not released within ``timeout`` seconds.
     """
     from filelock import FileLock
 
-    folder = Path(folder)
-    while True:
-        before = os.stat(folder).st_ino
-        lock = FileLock(str(folder / LOCK_NAME), timeout=timeout)
-        with lock:
-            if os.stat(folder).st_ino == before:
-                yield
-                return
+    path = lock_path(folder)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with FileLock(str(path), timeout=timeout):
+        yield
 
 
 _RENAME_EXCHANGE = 2  # linux/fs.h
@@ -172,7 +173,7 @@ def replace_folder(target: str | Path, *, owned: Iterable[str]) -> Iterator[Path
         os.rename(staging, target)  # nothing to replace: one plain rename
         _fsync_dir(target.parent)
         return
-    owned = set(owned) | {LOCK_NAME}
+    owned = set(owned)
     with folder_lock(target):
         moved = []
         try:

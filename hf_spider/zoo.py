@@ -45,7 +45,7 @@ class ZooMixin:
 
         A zoo id is never taken as a folder to write into (a ``zoo.json`` must not make hf-spider edit this
         machine's files): without ``repo`` the target is the Hub repo ``model_id``. A local folder is updated under
-        its lock (``.hf-spider.lock``), the card re-read once the lock is held.
+        its lock (``files.folder_lock``), the card re-read once the lock is held.
 
         Returns:
             The folder path, commit URL or pull-request URL.
