@@ -165,13 +165,13 @@ def read_card_text(repo: str, *, repo_type: str = "model", token: str | bool | N
     """The README.md of a local folder or Hub repo ("" when it has none). ``local``: whether ``repo`` is a folder
     (default: when such a folder exists)."""
     if is_local(repo) if local is None else local:
-        path = Path(repo) / "README.md"
-        return path.read_text(encoding="utf-8") if path.is_file() else ""
+        path = Path(repo) / "README.md"  # bytes, decoded: read_text would turn CRLF into LF
+        return path.read_bytes().decode("utf-8") if path.is_file() else ""
     from huggingface_hub import hf_hub_download
     from huggingface_hub.errors import EntryNotFoundError
 
     try:
-        return Path(hf_hub_download(repo, "README.md", repo_type=repo_type, token=token)).read_text(encoding="utf-8")
+        return Path(hf_hub_download(repo, "README.md", repo_type=repo_type, token=token)).read_bytes().decode("utf-8")
     except EntryNotFoundError:
         return ""
 
