@@ -147,6 +147,9 @@ def replace_folder(target: str | Path, *, owned: Iterable[str]) -> Iterator[Path
     place: two renames, with a window of microseconds in which ``target`` does not exist (the old version is then in
     ``.<name>.hf-spider-old-*``).
 
+    A process whose working directory is inside ``target`` is moved to the new folder; another process's working
+    directory there ends up in the deleted old folder (as after any ``rm -r`` and re-create).
+
     Files in ``target`` that are not among ``owned`` (top-level names the writer produces, e.g. ``config.json``,
     ``tokens``) — a ``.git`` folder, the user's notes — are moved into the new folder before the swap, so they stay.
 
@@ -181,6 +184,10 @@ def replace_folder(target: str | Path, *, owned: Iterable[str]) -> Iterator[Path
                 if item.name not in owned and not (staging / item.name).exists():
                     os.rename(item, staging / item.name)
                     moved.append(item.name)
+            try:
+                cwd = os.getcwd()
+            except OSError:
+                cwd = None
             if _exchange(staging, target):
                 old = staging
             else:
@@ -193,4 +200,7 @@ def replace_folder(target: str | Path, *, owned: Iterable[str]) -> Iterator[Path
             shutil.rmtree(staging, ignore_errors=True)
             raise
         _fsync_dir(target.parent)
+    if cwd is not None and (cwd == str(target) or cwd.startswith(str(target) + os.sep)):
+        with contextlib.suppress(OSError):  # this process worked inside the old folder: follow it to the new one
+            os.chdir(cwd)
     shutil.rmtree(old, ignore_errors=True)

@@ -497,3 +497,30 @@ def test_error_messages_say_what_to_do():
         from hf_spider.ids import check_model_id
 
         check_model_id("/root", where="zoo.json models[0]")
+
+
+def test_save_pretrained_into_the_working_directory(small, tmp_path, monkeypatch):
+    """``save_pretrained(".")`` from inside a selector folder (a git clone of its repo): the process stays in a
+    live folder that holds the new version, and .git survives."""
+    folder = tmp_path / "clone"
+    small.save_pretrained(folder)
+    (folder / ".git").mkdir()
+    (folder / ".git" / "HEAD").write_text("ref: refs/heads/main\n")
+    monkeypatch.chdir(folder)
+    small.save_pretrained(".")
+    assert Path(os.getcwd()) == folder.resolve() and Path(".git/HEAD").read_text() == "ref: refs/heads/main\n"
+    assert SpiderSelector.from_pretrained(".", token_source="mirror").model_ids == small.model_ids
+
+
+def test_save_pretrained_without_rename_exchange(small, tmp_path, monkeypatch):
+    """Where ``renameat2(RENAME_EXCHANGE)`` is unsupported, the two-rename fallback still replaces the folder and
+    leaves nothing behind."""
+    from hf_spider import files
+
+    monkeypatch.setattr(files, "_exchange", lambda a, b: False)
+    folder = tmp_path / "sel"
+    _selector("org/other", ["org/q", "org/r"]).save_pretrained(folder)
+    (folder / "NOTES.md").write_text("mine")
+    small.save_pretrained(folder)
+    assert SpiderSelector.from_pretrained(folder, token_source="mirror").model_ids == small.model_ids
+    assert (folder / "NOTES.md").read_text() == "mine" and sorted(p.name for p in tmp_path.iterdir()) == ["sel"]
