@@ -20,7 +20,7 @@ import torch
 
 from .errors import ArtifactError, HfSpiderError, InvalidInputError, TokenIntegrityError, ZooError
 from .files import atomic_write_bytes
-from .ids import check_model_id
+from .ids import check_model_ids
 from .tokens import TOKEN_FILENAME, parse_token
 
 logger = logging.getLogger(__name__)
@@ -283,10 +283,6 @@ def parse_zoo(text: str, *, local_models: bool = False) -> list[ZooEntry]:
             raise ZooError(f"zoo.json models[{i}] lacks the field {err}.") from err
         if not isinstance(entry.model_id, str) or not entry.model_id or entry.model_id in seen:
             raise ZooError(f"zoo.json models[{i}]: model_id {entry.model_id!r} is empty, not a string or repeated.")
-        try:
-            check_model_id(entry.model_id, where=f"zoo.json models[{i}]", local_ok=local_models)
-        except InvalidInputError as err:
-            raise ZooError(str(err)) from None
         if entry.revision is not None and not (isinstance(entry.revision, str) and _REV_RE.fullmatch(entry.revision)):
             raise ZooError(f"zoo.json models[{i}]: revision must be null or a commit sha / branch / tag name "
                            "(letters, digits, '.', '_', '-', '/').")
@@ -308,6 +304,10 @@ def parse_zoo(text: str, *, local_models: bool = False) -> list[ZooEntry]:
                 raise ZooError(f"zoo.json models[{i}]: {key} must be a string or absent.")
         seen.add(entry.model_id)
         entries.append(entry)
+    try:  # paths, newlines, invisible or look-alike characters: refused (ids.py)
+        check_model_ids([e.model_id for e in entries], where="zoo.json models", local_ok=local_models)
+    except InvalidInputError as err:
+        raise ZooError(str(err)) from None
     return entries
 
 
