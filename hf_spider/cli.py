@@ -32,7 +32,8 @@ exit codes:
 SPACE_LOGIC = Path(__file__).resolve().parents[1] / "examples" / "space" / "logic.py"
 
 
-def _selector(name_or_path: str | None, *, modality: str | None, revision: str | None, token_source: str):
+def _selector(name_or_path: str | None, *, modality: str | None, revision: str | None, token_source: str,
+              local_models: bool = False):
     from .bundled import bundled_selector, list_bundled
     from .selector import SpiderSelector
 
@@ -43,7 +44,8 @@ def _selector(name_or_path: str | None, *, modality: str | None, revision: str |
         bundled_selector(name_or_path)  # an unknown name fails here, listing the bundled ones
     if name_or_path in list_bundled():
         return SpiderSelector.from_pretrained(bundled_selector(name_or_path), token_source="mirror")
-    return SpiderSelector.from_pretrained(name_or_path, revision=revision, token_source=token_source)
+    return SpiderSelector.from_pretrained(name_or_path, revision=revision, token_source=token_source,
+                                          local_models=local_models)
 
 
 def _dataset(ref: str):
@@ -88,7 +90,7 @@ def _finite(value: Any) -> Any:
 def cmd_rank(args: argparse.Namespace) -> int:
     dataset = _dataset(args.dataset)
     selector = _selector(args.selector, modality=_modality(dataset) if args.selector is None else None,
-                         revision=args.revision, token_source=args.token_source)
+                         revision=args.revision, token_source=args.token_source, local_models=args.local_models)
     ranking = selector.rank(dataset, split=args.split, input_column=args.input_column,
                             label_column=args.label_column, top_k=args.top_k, rerank=args.rerank,
                             verbose=not (args.json or args.quiet))
@@ -104,7 +106,8 @@ def cmd_rank(args: argparse.Namespace) -> int:
 
 
 def cmd_tokenize(args: argparse.Namespace) -> int:
-    selector = _selector(args.selector, modality=None, revision=args.revision, token_source="mirror")
+    selector = _selector(args.selector, modality=None, revision=args.revision, token_source="mirror",
+                         local_models=args.local_models)
     targets = selector.model_ids if args.all else args.models
     if not targets:
         raise HfSpiderError("Name the models to tokenize (MODEL ...) or pass --all.")
@@ -114,7 +117,9 @@ def cmd_tokenize(args: argparse.Namespace) -> int:
         ensure_writable(args.repo, what="the token and card")
     results = {}
     for model_id in _progress(targets, enabled=len(targets) > 1 and not args.json, desc="tokens"):
-        repo = args.repo if args.repo and len(targets) == 1 else None  # one commit / PR per model repo
+        # One commit / PR per model repo. A folder is written into only when the user named it (--repo, or the
+        # model itself on the command line); with --all every target is a Hub repo, never a folder zoo.json names.
+        repo = args.repo if args.repo and len(targets) == 1 else None if args.all else model_id
         results[model_id] = selector.write_token(model_id, repo=repo, create_pr=args.create_pr)
     if args.json:
         _print_json(results)
@@ -133,7 +138,7 @@ def cmd_add_model(args: argparse.Namespace) -> int:
     from .zoo import check_selector_writable
 
     check_selector_writable(args.selector)  # before the probe work: a read-only folder fails at once
-    selector = SpiderSelector.from_pretrained(args.selector, token_source="mirror")
+    selector = SpiderSelector.from_pretrained(args.selector, token_source="mirror", local_models=args.local_models)
     if bool(args.probe_dataset) == bool(args.cold_start):
         raise HfSpiderError("Give --probe-dataset (learn the token from estimator-ranked probe tasks) or --cold-start "
                             "(place it by representation similarity on one probe dataset), not both or neither.")
@@ -151,7 +156,7 @@ def cmd_add_model(args: argparse.Namespace) -> int:
               "zoo_size": len(selector.zoo), "probe_tasks": len(probes or ()),
               "method": "cold-start" if args.cold_start else "probe-tasks"}
     if args.write_token:
-        result["token_written_to"] = selector.write_token(args.model, create_pr=args.create_pr)
+        result["token_written_to"] = selector.write_token(args.model, repo=args.model, create_pr=args.create_pr)
     if args.json:
         _print_json(result)
     else:
@@ -168,7 +173,8 @@ def cmd_info(args: argparse.Namespace) -> int:
     if args.selector is None:
         info = {"bundled_selectors": list_bundled(), "bundled_datasets": list_bundled_datasets()}
     else:
-        sel = _selector(args.selector, modality=None, revision=args.revision, token_source="mirror")
+        sel = _selector(args.selector, modality=None, revision=args.revision, token_source="mirror",
+                        local_models=args.local_models)
         info = {"name": sel.config.name, "revision": sel.revision, "modality": sel.config.modality,
                 "task_encoder": sel.config.task_encoder, "task_token_kind": sel.config.task_token_kind,
                 "zoo_size": len(sel.zoo), "training": sel.config.training}
@@ -183,7 +189,7 @@ def cmd_card_dataset(args: argparse.Namespace) -> int:
         raise HfSpiderError("A bundled sample has no card to write into; pass a dataset folder or a Hub dataset id.")
     check_dataset_ref(args.dataset)  # before loading the selector: a typo fails at once
     selector = _selector(args.selector, modality=_modality(args.dataset) if args.selector is None else None,
-                         revision=args.revision, token_source=args.token_source)
+                         revision=args.revision, token_source=args.token_source, local_models=args.local_models)
     result = write_dataset_widget(
         args.dataset, selector=selector, repo_id=args.repo_id, space=None if args.no_badge else args.space,
         top_k=args.top_k, split=args.split, input_column=args.input_column, label_column=args.label_column,
@@ -263,6 +269,12 @@ def _output_flags(parser: argparse.ArgumentParser, *, markdown: bool = False) ->
     parser.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
 
 
+def _local_models_flag(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--local-models", action="store_true",
+                        help="accept local folder paths as zoo model ids (a selector you trained over local folders); "
+                             "by default zoo.json may name Hub models only")
+
+
 def _dataset_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--selector", help="bundled selector name, Hub id or folder (default: bundled "
                                            "hubzoo-<modality>, after the dataset's image/text column)")
@@ -272,6 +284,7 @@ def _dataset_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--label-column", help="class column (default: inferred)")
     parser.add_argument("--token-source", choices=["auto", "model", "mirror"], default="auto",
                         help="read model tokens from model repos first (auto), only (model), or the selector (mirror)")
+    _local_models_flag(parser)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -316,6 +329,7 @@ def build_parser() -> argparse.ArgumentParser:
     tok.add_argument("--repo", help="write into this folder/repo instead of the model's own (one model only)")
     tok.add_argument("--create-pr", action="store_true", help="open a pull request instead of committing")
     tok.add_argument("--json", action="store_true", help="machine-readable output")
+    _local_models_flag(tok)
     tok.set_defaults(func=cmd_tokenize)
 
     add = _sub(sub, "add-model", help="add a model to a trained selector, without retraining",
@@ -341,6 +355,7 @@ def build_parser() -> argparse.ArgumentParser:
     add.add_argument("--write-token", action="store_true", help="also write the token into the model's repo")
     add.add_argument("--create-pr", action="store_true", help="with --write-token: open a pull request")
     add.add_argument("--json", action="store_true", help="machine-readable output")
+    _local_models_flag(add)
     add.set_defaults(func=cmd_add_model)
 
     info = _sub(sub, "info", help="describe a selector, or list what is bundled",
@@ -350,6 +365,7 @@ def build_parser() -> argparse.ArgumentParser:
                          "--revision v1")
     info.add_argument("selector", nargs="?", help="selector (bundled name, Hub id or folder)")
     info.add_argument("--revision", help="selector revision")
+    _local_models_flag(info)
     info.set_defaults(func=cmd_info)
 
     card = _sub(sub, "card", help="write hf-spider recommendations into a card",

@@ -26,7 +26,7 @@ from safetensors import SafetensorError
 from safetensors.torch import load as st_load
 from safetensors.torch import save as st_save
 
-from .tokens import atomic_write_bytes
+from .files import atomic_write_bytes
 
 logger = logging.getLogger(__name__)
 

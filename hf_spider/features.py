@@ -27,7 +27,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from . import feature_cache
+from . import feature_cache, weights
 from .data import Modality, TaskSample
 from .errors import InvalidInputError
 from .hub import resolve_model_path
@@ -90,7 +90,8 @@ class FeatureExtractor:
         if any(a.endswith(_HEAD_SUFFIXES[modality]) for a in getattr(config, "architectures", None) or ()):
             self._load_with_head(config, kwargs)
         if self.model is None:
-            self.model, info = AutoModel.from_pretrained(self.path, output_loading_info=True, **kwargs)
+            self.model, info = weights.from_pretrained(AutoModel, self.path, model_id=model_id,
+                                                       output_loading_info=True, **kwargs)
             # A checkpoint saved without its pooler (e.g. ViT*ForImageClassification) gets a *random* pooler from
             # AutoModel: pool the hidden states instead.
             self._use_pooler = not any(k.startswith("pooler.") for k in info.get("missing_keys", ()))
@@ -100,7 +101,7 @@ class FeatureExtractor:
         from transformers import AutoModelForImageClassification, AutoModelForSequenceClassification, PreTrainedModel
 
         auto = AutoModelForImageClassification if self.modality == "image" else AutoModelForSequenceClassification
-        model = auto.from_pretrained(self.path, **kwargs)
+        model = weights.from_pretrained(auto, self.path, model_id=self.model_id, **kwargs)
         base = model.base_model
         if base is model or not isinstance(base, PreTrainedModel):  # e.g. timm wrappers: no hookable backbone
             logger.info("%s: no separable backbone under its head; using AutoModel, without source probabilities.",

@@ -19,9 +19,11 @@ from typing import Literal
 import torch
 
 from .errors import ArtifactError, HfSpiderError, InvalidInputError, TokenIntegrityError, ZooError
+from .files import atomic_write_bytes
+from .ids import check_model_ids
 from .limits import MAX_CARD_BYTES, read_bounded, read_bounded_text
 from .token_store import read_mirror_files, verify_tokens
-from .tokens import MAX_TOKEN_BYTES, TOKEN_FILENAME, atomic_write_bytes
+from .tokens import MAX_TOKEN_BYTES, TOKEN_FILENAME
 
 logger = logging.getLogger(__name__)
 
@@ -174,11 +176,13 @@ def read_token_file(path: Path, *, source: str) -> bytes:
         raise TokenIntegrityError(str(err)) from err
 
 
-def read_card_text(repo: str, *, repo_type: str = "model", token: str | bool | None = None) -> str:
-    """The README.md of a local folder or Hub repo ("" when it has none)."""
-    if is_local(repo):
+def read_card_text(repo: str, *, repo_type: str = "model", token: str | bool | None = None,
+                   local: bool | None = None) -> str:
+    """The README.md of a local folder or Hub repo ("" when it has none). ``local``: whether ``repo`` is a folder
+    (default: when such a folder exists). Bytes are decoded as they are: CRLF line endings survive."""
+    if is_local(repo) if local is None else local:
         path = Path(repo) / "README.md"
-        return read_bounded_text(path, limit=MAX_CARD_BYTES) if path.exists() else ""
+        return read_bounded_text(path, limit=MAX_CARD_BYTES) if path.is_file() else ""
     from huggingface_hub import hf_hub_download
     from huggingface_hub.errors import EntryNotFoundError
 
@@ -197,16 +201,19 @@ def write_repo_files(
     create_pr: bool = False,
     commit_message: str = "Add Model Spider token",
     token: str | bool | None = None,
+    local: bool | None = None,
 ) -> str:
-    """Write files into a local folder (atomically, file by file) or commit them to a Hub repo in one commit.
+    """Write files into a local folder (atomically, file by file, keeping each file's mode) or commit them to a Hub
+    repo in one commit.
 
-    For a Hub repo you do not own, pass ``create_pr=True`` to open a pull request instead. Returns the folder path,
-    the commit URL, or the pull-request URL.
+    For a Hub repo you do not own, pass ``create_pr=True`` to open a pull request instead. ``local``: whether
+    ``repo`` is a folder (default: when such a folder exists). Returns the folder path, the commit URL, or the
+    pull-request URL.
     """
     for name in files:
         if Path(name).is_absolute() or ".." in Path(name).parts:
             raise ArtifactError(f"Refusing to write {name!r}: repo file names must be relative, without '..'.")
-    if is_local(repo):
+    if is_local(repo) if local is None else local:
         for name, data in files.items():
             atomic_write_bytes(Path(repo) / name, data)
         return str(repo)
@@ -229,6 +236,7 @@ _SHA_RE = re.compile(_SHA_PATTERN)
 # The same checks over all entries joined by newlines (neither pattern matches one): one regex scan per zoo.
 _MIRRORS_RE = re.compile(rf"{_MIRROR_PATTERN}(?:\n{_MIRROR_PATTERN})*")
 _SHAS_RE = re.compile(rf"{_SHA_PATTERN}(?:\n{_SHA_PATTERN})*")
+_REV_RE = re.compile(r"[A-Za-z0-9._/-]{1,255}")
 TASK_TYPES = ("image-classification", "text-classification")
 
 
@@ -262,12 +270,16 @@ def mirror_name(model_id: str) -> str:
     return f"tokens/{model_id.replace('/', '--')}.safetensors"
 
 
-def parse_zoo(text: str) -> list[ZooEntry]:
+def parse_zoo(text: str, *, local_models: bool = False) -> list[ZooEntry]:
     """Validate and parse ``zoo.json``.
 
+    Args:
+        text: The file's text.
+        local_models: Accept local folder paths as model ids (see ``ids.py``); by default only Hub ids are.
+
     Raises:
-        ZooError: not JSON, unknown format version, missing fields, duplicate models, or a mirror path outside
-            ``tokens/`` (such as ``../``).
+        ZooError: not JSON, unknown format version, missing fields, duplicate models, a model id that is not a Hub
+            id (a path, a newline, invisible or look-alike characters), or a mirror path outside ``tokens/``.
     """
     try:
         data = json.loads(text)
@@ -293,8 +305,9 @@ def parse_zoo(text: str) -> list[ZooEntry]:
             raise ZooError(f"zoo.json models[{i}] lacks the field {err}.") from err
         if not isinstance(model_id, str) or not model_id or model_id in seen:
             raise ZooError(f"zoo.json models[{i}]: model_id {model_id!r} is empty, not a string or repeated.")
-        if revision is not None and not isinstance(revision, str):
-            raise ZooError(f"zoo.json models[{i}]: revision must be a string or null.")
+        if revision is not None and not (isinstance(revision, str) and _REV_RE.fullmatch(revision)):
+            raise ZooError(f"zoo.json models[{i}]: revision must be null or a commit sha / branch / tag name "
+                           "(letters, digits, '.', '_', '-', '/').")
         if task_type not in TASK_TYPES:
             raise ZooError(f"zoo.json models[{i}]: task_type {task_type!r} is not one of {TASK_TYPES}.")
         if not isinstance(sha, str):
@@ -317,6 +330,10 @@ def parse_zoo(text: str) -> list[ZooEntry]:
     if not _all_match(_MIRRORS_RE, [e.mirror for e in entries]):
         i = next(i for i, e in enumerate(entries) if not _MIRROR_RE.fullmatch(e.mirror))
         raise _bad_mirror(i, entries[i].mirror)
+    try:  # paths, newlines, invisible or look-alike characters: refused (ids.py)
+        check_model_ids([e.model_id for e in entries], where="zoo.json models", local_ok=local_models)
+    except InvalidInputError as err:
+        raise ZooError(str(err)) from None
     return entries
 
 

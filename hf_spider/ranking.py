@@ -50,9 +50,12 @@ class RankedModel:
         """Load the model for classification with ``num_labels``/``id2label``/``label2id`` set for the dataset.
 
         The classification head is new (``ignore_mismatched_sizes=True``): fine-tune it on your dataset.
-        Extra keyword arguments go to ``from_pretrained``.
+        Extra keyword arguments go to ``from_pretrained``. Weights are read from safetensors only (a repo with only
+        pickle weights raises ``ArtifactError``).
         """
         from transformers import AutoModelForImageClassification, AutoModelForSequenceClassification
+
+        from .weights import from_pretrained
 
         auto = AutoModelForImageClassification if self.task_type == "image-classification" else (
             AutoModelForSequenceClassification
@@ -63,9 +66,8 @@ class RankedModel:
             kwargs.setdefault("id2label", dict(enumerate(names)))
             kwargs.setdefault("label2id", {n: i for i, n in enumerate(names)})
         kwargs.setdefault("ignore_mismatched_sizes", True)
-        return auto.from_pretrained(
-            resolve_model_path(self.model_id), revision=self.revision, trust_remote_code=trust_remote_code, **kwargs
-        )
+        return from_pretrained(auto, resolve_model_path(self.model_id), model_id=self.model_id, revision=self.revision,
+                               trust_remote_code=trust_remote_code, **kwargs)
 
 
 class Ranking(Sequence[RankedModel]):

@@ -25,19 +25,13 @@ from .cards import selector_card
 from .config import SelectorConfig
 from .data import Modality, TaskSample, dataset_label_names, readable_label, sample_task
 from .errors import ArtifactError, HfSpiderError, InvalidInputError, ZooError
+from .files import atomic_write_bytes, atomic_write_text, replace_folder
 from .fitness import FitnessNetwork, merge_rerank
 from .fitness_weights import load_fitness
+from .ids import check_model_id, check_selector_name
 from .limits import MAX_CONFIG_BYTES, MAX_ZOO_BYTES, read_bounded_text
 from .ranking import RankedModel, Ranking
-from .tokens import (
-    TaskEncoder,
-    TaskToken,
-    atomic_write_bytes,
-    atomic_write_text,
-    standardized_prototypes,
-    token_bytes,
-    token_sha256,
-)
+from .tokens import TaskEncoder, TaskToken, standardized_prototypes, token_bytes, token_sha256
 from .training import TrainingConfig, TrainingTask, train_spider
 from .zoo import ZooMixin
 
@@ -98,6 +92,9 @@ class SpiderSelector(
             raise InvalidInputError(f"The model tokens of {bad[:5]} hold NaN or inf; re-learn them (training "
                                     "diverged?) or reload the selector.")
         self._encoder: TaskEncoder | None = None
+        check_selector_name(config.name)  # it is written into cards, code snippets and shell lines
+        for entry in self.zoo:  # a zoo built in Python may name local folders; none may hold control characters
+            check_model_id(entry.model_id, where="zoo", local_ok=True)
 
     # --- building ------------------------------------------------------------------------------------------
 
@@ -318,6 +315,24 @@ class SpiderSelector(
 
     # --- serialisation (huggingface_hub ModelHubMixin) -----------------------------------------------------
 
+    def save_pretrained(self, save_directory: str | Path, *, config: Any = None, repo_id: str | None = None,
+                        push_to_hub: bool = False, model_card_kwargs: dict[str, Any] | None = None,
+                        **push_to_hub_kwargs: Any) -> str | None:
+        """Save the selector to a folder (see ``ModelHubMixin.save_pretrained``), crash-safe.
+
+        The mixin deletes ``config.json`` before writing anything, so saving in place over an existing selector could
+        leave it unloadable when interrupted. Here the new version is written into a sibling folder and swapped in
+        with one atomic rename ([`files.replace_folder`]): at every instant the folder holds the old selector or the
+        new one. Files hf-spider does not write (``.git``, your notes) are kept; stale ``tokens/`` are dropped.
+        """
+        with replace_folder(save_directory, owned=_SELECTOR_OWNED) as staging:
+            super().save_pretrained(staging, config=config, model_card_kwargs=model_card_kwargs)
+        if push_to_hub:
+            kwargs = dict(push_to_hub_kwargs, **({"config": config} if config is not None else {}))
+            return self.push_to_hub(repo_id=repo_id or Path(save_directory).name,
+                                    model_card_kwargs=model_card_kwargs, **kwargs)
+        return None
+
     def _save_pretrained(self, save_directory: Path) -> None:
         save_directory = Path(save_directory)
         for entry, tok in zip(self.zoo, self.model_tokens):
@@ -346,8 +361,11 @@ class SpiderSelector(
     def from_pretrained(cls, pretrained_model_name_or_path: str | Path, **kwargs: Any) -> SpiderSelector:
         """Load a selector from a Hub repo id or a local folder (see ``ModelHubMixin.from_pretrained``).
 
-        Extra keyword argument: ``token_source`` — ``"auto"`` (default: each model's own repo first, then the
-        selector's mirror copy), ``"model"`` (model repos only) or ``"mirror"`` (the selector's copy only).
+        Extra keyword arguments: ``token_source`` — ``"auto"`` (default: each model's own repo first, then the
+        selector's mirror copy), ``"model"`` (model repos only) or ``"mirror"`` (the selector's copy only);
+        ``local_models`` — accept local folder paths as zoo model ids (default ``False``: only Hub ids, so a
+        published ``zoo.json`` cannot point hf-spider at folders of this machine). Pass ``True`` for a selector you
+        trained yourself over local folders.
 
         Raises:
             ArtifactError: not a selector, or a malformed one. ZooError / TokenIntegrityError: a bad zoo index or
@@ -392,13 +410,18 @@ class SpiderSelector(
         local_files_only: bool,
         token: str | bool | None,
         token_source: hub.TokenSource = "auto",
+        local_models: bool = False,
         **kwargs: Any,
     ) -> SpiderSelector:
         folder, sha = hub.snapshot_selector(model_id, revision=revision, cache_dir=cache_dir,
                                             force_download=force_download, local_files_only=local_files_only,
                                             token=token)
         config = SelectorConfig.from_dict(_read_json(folder / "config.json"))
-        zoo = hub.parse_zoo(_read_text(folder / "zoo.json"))
+        try:
+            check_selector_name(config.name, where=f"{model_id}/config.json")
+        except InvalidInputError as err:
+            raise ArtifactError(str(err)) from None
+        zoo = hub.parse_zoo(_read_text(folder / "zoo.json"), local_models=local_models)
         try:
             fitness = load_fitness(folder / "model.safetensors", config.fitness,
                                    source=f"{model_id}/model.safetensors")
@@ -413,6 +436,10 @@ class SpiderSelector(
     def __repr__(self) -> str:
         return (f"SpiderSelector(name={self.config.name!r}, modality={self.config.modality!r}, "
                 f"zoo={len(self.zoo)} models, encoder={self.config.task_encoder!r})")
+
+
+# Top-level names a saved selector consists of; anything else in its folder (.git, notes) survives a re-save.
+_SELECTOR_OWNED = ("config.json", "model.safetensors", "zoo.json", "README.md", "tokens")
 
 
 def _read_text(path: Path) -> str:

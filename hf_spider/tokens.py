@@ -9,11 +9,8 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import struct
-import tempfile
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 import torch
@@ -21,6 +18,7 @@ from safetensors.torch import load as st_load
 
 from .data import Modality, TaskSample
 from .errors import InvalidInputError, TokenIntegrityError
+from .files import atomic_write_bytes, atomic_write_text  # noqa: F401  (their old home; kept importable)
 
 TOKEN_FORMAT_VERSION = 1
 TOKEN_FILENAME = "spider/token.safetensors"
@@ -192,23 +190,3 @@ def parse_token(data: bytes, *, expected_sha256: str | None = None, expected_dim
     if not torch.isfinite(token).all():
         raise TokenIntegrityError(f"{source}: token contains NaN or inf.")
     return token, {str(k): str(v) for k, v in metadata.items()}
-
-
-def atomic_write_bytes(path: str | Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` via a temp file in the same folder and a rename: readers never see half a file."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
-def atomic_write_text(path: str | Path, text: str) -> None:
-    atomic_write_bytes(path, text.encode("utf-8"))

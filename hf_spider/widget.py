@@ -10,13 +10,15 @@ from __future__ import annotations
 
 import datetime as _dt
 import logging
+import shlex
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote
 
-from .cards import hub_url, template, upsert_block
+from .cards import hub_url, marker_positions, template, upsert_block
 from .errors import ArtifactError, InvalidInputError
 from .hub import is_local, read_card_text, write_repo_files
+from .ids import md_code, md_escape, md_url, py_literal
 from .limits import ensure_writable
 from .ranking import Ranking
 
@@ -31,7 +33,7 @@ _AUTO_CLASS = {"image-classification": "AutoModelForImageClassification",
 
 def load_code(model_id: str, task_type: str) -> str:
     """The line of Python that loads ``model_id`` for fine-tuning, e.g. ``AutoModelForImageClassification...``."""
-    return f'{_AUTO_CLASS.get(task_type, "AutoModel")}.from_pretrained("{model_id}")'
+    return f'{_AUTO_CLASS.get(task_type, "AutoModel")}.from_pretrained({py_literal(model_id)})'
 
 
 def space_link(dataset_id: str, *, space: str = DEFAULT_SPACE) -> str:
@@ -69,9 +71,13 @@ def render_widget(
     models = [{"rank": m.rank, "model_id": m.model_id, "score": m.score, "code": load_code(m.model_id, m.task_type),
                "url": m.model_id if is_local(m.model_id) else hub_url(m.model_id)} for m in ranking]
     selector_url = ranking.selector if is_local(ranking.selector) else hub_url(ranking.selector)
+    dataset = dataset_id or ranking.dataset
+    reproduce = shlex.join(["hf-spider", "rank", dataset, "--selector", ranking.selector]
+                           + (["--revision", ranking.selector_revision] if ranking.selector_revision else []))
     return Template(template("dataset_widget.md"), trim_blocks=True, lstrip_blocks=True).render(
+        md=md_escape, code=md_code, url=md_url, reproduce=reproduce,  # every id is escaped where it is written
         selector=ranking.selector, selector_revision=ranking.selector_revision, selector_url=selector_url,
-        date=str(date), models=models, dataset=dataset_id or ranking.dataset, badge=BADGE,
+        date=str(date), models=models, dataset=dataset, badge=BADGE,
         space_url=space_link(dataset_id, space=space) if (dataset_id and space) else None,
     ).strip() + "\n"
 
@@ -80,12 +86,12 @@ def upsert_widget(card_text: str, block: str) -> str:
     """Return ``card_text`` with the widget block set; every byte outside the block is kept.
 
     A card without the block gets it appended after a blank line (the original text stays a byte-for-byte prefix);
-    a card with it gets the block replaced in place.
+    a card with it gets the block replaced in place. Markers inside fenced code blocks are text, not markers.
 
     Raises:
         ArtifactError: the card holds unbalanced or repeated markers (the message says how to fix it).
     """
-    if WIDGET_START not in card_text and WIDGET_END not in card_text:
+    if not marker_positions(card_text, WIDGET_START) and not marker_positions(card_text, WIDGET_END):
         newline = "\r\n" if "\r\n" in card_text else "\n"
         sep = "" if not card_text else (newline if card_text.endswith("\n") else newline * 2)
         card_text = f"{card_text}{sep}{WIDGET_START}\n{WIDGET_END}{newline}"

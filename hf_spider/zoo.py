@@ -14,8 +14,10 @@ import torch
 from . import hub
 from .cards import with_token_section
 from .errors import ArtifactError, InvalidInputError, ZooError
+from .files import atomic_write_bytes, atomic_write_text, folder_lock
+from .ids import hub_id_problem
 from .limits import ensure_writable
-from .tokens import TOKEN_FILENAME, atomic_write_bytes, atomic_write_text, token_bytes, token_sha256
+from .tokens import TOKEN_FILENAME, token_bytes, token_sha256
 from .training import TrainingTask, fit_model_token
 
 
@@ -38,20 +40,44 @@ class ZooMixin:
     def write_token(
         self, model_id: str, *, repo: str | None = None, create_pr: bool = False, token: str | bool | None = None
     ) -> str:
-        """Write a model's token and its card section into its repo (a local folder, or a Hub repo via a commit or
-        a pull request with ``create_pr=True``). Re-writing replaces the card section, never duplicates it.
+        """Write a model's token and its card section into its repo: a Hub repo via a commit, or a pull request with
+        ``create_pr=True``; a local folder only when you pass it as ``repo``. Re-writing replaces the card section,
+        never duplicates it; the card's YAML comments, line endings and file mode are kept.
+
+        A zoo id is never taken as a folder to write into (a ``zoo.json`` must not make hf-spider edit this
+        machine's files): without ``repo`` the target is the Hub repo ``model_id``. A local folder is updated under
+        its lock (``files.folder_lock``), the card re-read once the lock is held.
 
         Returns:
             The folder path, commit URL or pull-request URL.
+
+        Raises:
+            InvalidInputError: no Hub repo to write to (a local zoo model without ``repo=``), or ``create_pr`` for a
+                local folder (a folder has no pull requests).
         """
         i = self._index(model_id)
-        repo = repo or model_id
-        card = with_token_section(hub.read_card_text(repo, token=token), selector=self.config.name,
-                                  selector_revision=self.revision, dim=self.config.fitness.token_dim,
-                                  sha256=self.zoo[i].token_sha256)
-        files = {TOKEN_FILENAME: self.token_file(model_id), "README.md": card.encode("utf-8")}
-        return hub.write_repo_files(repo, files, create_pr=create_pr, token=token,
-                                    commit_message=f"Add Model Spider token for {self.config.name}")
+        local = repo is not None and hub.is_local(repo)
+        if repo is None:
+            repo = model_id
+            if hub_id_problem(repo) is not None:
+                raise InvalidInputError(f"{model_id!r} is not a Hub repo id; to write its token into a folder, pass "
+                                        "that folder yourself: write_token(model_id, repo=FOLDER) (CLI: --repo).")
+        if local and create_pr:
+            raise InvalidInputError(f"{repo} is a local folder, which has no pull requests; drop create_pr to write "
+                                    "into it, or pass a Hub repo id.")
+
+        def files() -> dict[str, bytes]:
+            card = with_token_section(hub.read_card_text(repo, token=token, local=local), selector=self.config.name,
+                                      selector_revision=self.revision, dim=self.config.fitness.token_dim,
+                                      sha256=self.zoo[i].token_sha256)
+            return {TOKEN_FILENAME: self.token_file(model_id), "README.md": card.encode("utf-8")}
+
+        message = f"Add Model Spider token for {self.config.name}"
+        if not local:
+            return hub.write_repo_files(repo, files(), create_pr=create_pr, token=token, commit_message=message,
+                                        local=False)
+        with folder_lock(repo):  # read-modify-write of the card: concurrent writers must not lose each other's edits
+            return hub.write_repo_files(repo, files(), local=True)
 
     def probe_tasks(
         self,
@@ -122,7 +148,9 @@ class ZooMixin:
             token: A ``(token_dim,)`` token computed elsewhere.
             revision: Commit sha of the new model, recorded in ``zoo.json``.
             save_directory: A saved selector folder to update in place: the token is written first, then
-                ``zoo.json`` is replaced atomically, so the folder is valid at every instant.
+                ``zoo.json`` is replaced atomically, so the folder is valid at every instant. Runs under the folder's
+                lock and appends to its current ``zoo.json`` (models other processes added meanwhile are kept, and
+                this selector's zoo is brought up to date with them).
             steps: Optimisation steps (full batch over the probe tasks).
             seed: Seed of the token's initialisation.
 
@@ -144,16 +172,40 @@ class ZooMixin:
         token = token.detach().float()
         entry = hub.ZooEntry(model_id=model_id, revision=revision, task_type=f"{self.config.modality}-classification",
                              token_sha256=token_sha256(token), mirror=hub.mirror_name(model_id))
-        if save_directory is not None:
-            folder = Path(save_directory)
-            if not (folder / "zoo.json").is_file():
-                raise ArtifactError(f"{folder} is not a saved selector (no zoo.json); call save_pretrained instead.")
+        if save_directory is None:
+            self.zoo.append(entry)
+            self.model_tokens = torch.cat([self.model_tokens, token.unsqueeze(0)])
+            return entry
+        folder = Path(save_directory)
+        if not (folder / "zoo.json").is_file():
+            raise ArtifactError(f"{folder} is not a saved selector (no zoo.json); call save_pretrained instead.")
+        # Another process may be adding models to the same folder: under the folder's lock, re-read zoo.json and
+        # append to what is there now (the last writer must not drop the others' models).
+        with folder_lock(folder):
+            zoo = hub.parse_zoo((folder / "zoo.json").read_text(encoding="utf-8"), local_models=True)  # the caller's
+            if model_id in {e.model_id for e in zoo}:
+                raise ZooError(f"{model_id!r} is already in the zoo of {folder}; nothing to add.")
             atomic_write_bytes(folder / entry.mirror, token_bytes(token, model_id=model_id, selector=self.config.name,
                                                                   selector_revision=self.revision))
-            atomic_write_text(folder / "zoo.json", hub.dump_zoo([*self.zoo, entry], selector=self.config.name))
+            atomic_write_text(folder / "zoo.json", hub.dump_zoo([*zoo, entry], selector=self.config.name))
+            self._sync_zoo(zoo, folder)
         self.zoo.append(entry)
         self.model_tokens = torch.cat([self.model_tokens, token.unsqueeze(0)])
         return entry
+
+    def _sync_zoo(self, zoo: list[hub.ZooEntry], folder: Path) -> None:
+        """Make the in-memory zoo ``zoo`` (as just re-read from ``folder``): tokens already held are kept, those that
+        other writers added are read from the folder's mirror, each checked against its sha256."""
+        held = {(e.model_id, e.token_sha256): i for i, e in enumerate(self.zoo)}
+        rows = torch.tensor([held.get((e.model_id, e.token_sha256), -1) for e in zoo], dtype=torch.long)
+        tokens = torch.empty(len(zoo), self.config.fitness.token_dim)
+        known = rows >= 0
+        tokens[known] = self.model_tokens[rows[known]]
+        if not known.all():
+            new = [e for e, k in zip(zoo, known.tolist()) if not k]
+            tokens[~known] = hub.load_zoo_tokens(new, folder, dim=self.config.fitness.token_dim, token_source="mirror")
+        self.model_tokens = tokens
+        self.zoo = list(zoo)
 
     def _index(self, model_id: str) -> int:
         try:

@@ -146,16 +146,18 @@ def test_add_model_updates_a_selector_folder(text_zoo, tmp_path, capsys):
     from conftest import text_dataset
 
     text_dataset(6).save_to_disk(str(tmp_path / "probe"))  # a probe dataset on disk, as a user would pass it
-    code = main(["add-model", str(text_zoo[3]), "--selector", str(tmp_path / "sel"), "--probe-dataset",
+    code = main(["add-model", str(text_zoo[3]), "--selector", str(tmp_path / "sel"), "--local-models",
+                 "--probe-dataset",
                  "bundled:nope", "--json"])
     assert code == 2 and "No bundled dataset" in capsys.readouterr().err
-    code = main(["add-model", str(text_zoo[3]), "--selector", str(tmp_path / "sel"), "--probe-dataset",
+    code = main(["add-model", str(text_zoo[3]), "--selector", str(tmp_path / "sel"), "--local-models",
+                 "--probe-dataset",
                  str(tmp_path / "probe"), "--estimator", "logme", "--estimator", "hscore", "--json"])
     out = json.loads(capsys.readouterr().out)
     assert code == 0 and out["zoo_size"] == 4 and out["probe_tasks"] == 1
-    reloaded = SpiderSelector.from_pretrained(tmp_path / "sel", token_source="mirror")
+    reloaded = SpiderSelector.from_pretrained(tmp_path / "sel", token_source="mirror", local_models=True)
     assert reloaded.model_ids[-1] == str(text_zoo[3])
-    code = main(["add-model", str(text_zoo[3]), "--selector", str(tmp_path / "sel"), "--json"])
+    code = main(["add-model", str(text_zoo[3]), "--selector", str(tmp_path / "sel"), "--local-models", "--json"])
     assert code == 2 and "--probe-dataset" in capsys.readouterr().err  # neither way to place it: refused
 
 

@@ -48,11 +48,11 @@ def test_cold_start_add_model_through_the_cli(text_zoo, tmp_path, capsys):
     selector.save_pretrained(tmp_path / "sel")
     text_dataset(6).save_to_disk(str(tmp_path / "probe"))
     expected = selector.cold_start_token(str(text_zoo[3]), text_dataset(6), verbose=False)
-    code = main(["add-model", str(text_zoo[3]), "--selector", str(tmp_path / "sel"), "--cold-start",
+    code = main(["add-model", str(text_zoo[3]), "--selector", str(tmp_path / "sel"), "--local-models", "--cold-start",
                  str(tmp_path / "probe"), "--json"])
     out = json.loads(capsys.readouterr().out)
     assert code == 0 and out["method"] == "cold-start" and out["zoo_size"] == 4
-    reloaded = SpiderSelector.from_pretrained(tmp_path / "sel", token_source="mirror")
+    reloaded = SpiderSelector.from_pretrained(tmp_path / "sel", token_source="mirror", local_models=True)
     assert reloaded.model_ids[-1] == str(text_zoo[3])
     assert torch.allclose(reloaded.model_tokens[-1], expected, atol=1e-6)
     # the token lies in the hull of the zoo's tokens: a weighted mean, never an extrapolation

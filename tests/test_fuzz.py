@@ -118,6 +118,11 @@ GOOD_ENTRY = {"model_id": "org/m", "revision": "a" * 40, "task_type": "text-clas
               "token_sha256": GOOD_SHA, "mirror": "tokens/org--m.safetensors"}
 
 
+# issue 16: ids that inject code / Markdown / shell, climb out of folders, or hide characters
+HOSTILE_IDS = ['x"); __import__("os").system("id") #', "../../../../etc", "/root", "org/a\nforged 9.9", "org/a\u200b",
+               "\u043erg/a", "org/a<!-- hf-spider:end -->", "org/a`b", "org/a|b", "org/a b", "org/$(id)"]
+
+
 @st.composite
 def zoo_texts(draw) -> str:
     kind = draw(st.sampled_from(["text", "json", "entries", "mutated", "valid"]))
@@ -139,7 +144,7 @@ def zoo_texts(draw) -> str:
     fields = st.fixed_dictionaries({}, optional={
         k: st.one_of(st.just(v), json_values, st.text(max_size=30),
                      st.sampled_from(["../x", "tokens/../x.safetensors", "/etc/passwd", "tokens/a.safetensors\n",
-                                      "tokens/ok.safetensors", "a" * 64, "A" * 64]))
+                                      "tokens/ok.safetensors", "a" * 64, "A" * 64, *HOSTILE_IDS]))
         for k, v in GOOD_ENTRY.items()})
     models = draw(st.lists(fields | st.just(GOOD_ENTRY) | json_values, max_size=3))
     return json.dumps({"format_version": draw(st.sampled_from([1, 1, 2, "1", None])), "models": models},
@@ -161,7 +166,9 @@ def test_fuzz_parse_zoo(text):
         assert path.parent == PurePosixPath("tokens") and path.name not in ("..", ".") and "\\" not in e.mirror
         assert re.fullmatch(r"tokens/[A-Za-z0-9][A-Za-z0-9._-]*\.safetensors", e.mirror)
         assert re.fullmatch(r"[0-9a-f]{64}", e.token_sha256) and isinstance(e.model_id, str)
-        assert e.revision is None or isinstance(e.revision, str)
+        # a Hub id: ASCII letters, digits and . _ - with at most one slash; no path, quote, space or marker
+        assert re.fullmatch(r"[A-Za-z0-9_.-]+(/[A-Za-z0-9_.-]+)?", e.model_id) and ".." not in e.model_id
+        assert e.revision is None or re.fullmatch(r"[A-Za-z0-9._/-]{1,255}", e.revision)
 
 
 # --- config.json ---------------------------------------------------------------------------------------------
@@ -478,7 +485,7 @@ def test_no_reader_unpickles_or_runs_repo_code(text_zoo, tmp_path, monkeypatch):
     monkeypatch.setattr(pickle, "loads", refuse)
     monkeypatch.setattr(pickle, "Unpickler", NoUnpickler)
     monkeypatch.setattr(torch, "load", refuse)
-    loaded = SpiderSelector.from_pretrained(tmp_path / "sel")
+    loaded = SpiderSelector.from_pretrained(tmp_path / "sel", local_models=True)
     ranking = loaded.rank(text_dataset(), verbose=False)
     model = ranking[0].load()
     assert type(model).__name__ == "BertForSequenceClassification"  # the library class, not evil.Evil

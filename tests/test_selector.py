@@ -48,7 +48,7 @@ def test_round_trip_folder_and_rank_end_to_end(trained, tmp_path):
     assert {"config.json", "model.safetensors", "zoo.json", "README.md"} <= set(files)
     assert sum(f.startswith("tokens/") for f in files) == 4
 
-    loaded = SpiderSelector.from_pretrained(tmp_path / "sel")
+    loaded = SpiderSelector.from_pretrained(tmp_path / "sel", local_models=True)
     assert torch.equal(loaded.model_tokens, trained.model_tokens)
     task = trained.task_token(text_dataset())
     assert task.prototypes.shape == (3, TASK_DIM)
@@ -151,10 +151,10 @@ def test_tampered_token_is_refused(trained, tmp_path):
     forged = token_bytes(trained.model_tokens[1] + 0.01, model_id=entry.model_id, selector=trained.config.name)
     (tmp_path / "sel" / entry.mirror).write_bytes(forged)
     with pytest.raises(TokenIntegrityError, match="does not match zoo.json"):
-        SpiderSelector.from_pretrained(tmp_path / "sel", token_source="mirror")
+        SpiderSelector.from_pretrained(tmp_path / "sel", local_models=True, token_source="mirror")
     (tmp_path / "sel" / entry.mirror).write_bytes(forged[:50])
     with pytest.raises(TokenIntegrityError, match="not a valid safetensors"):
-        SpiderSelector.from_pretrained(tmp_path / "sel", token_source="mirror")
+        SpiderSelector.from_pretrained(tmp_path / "sel", local_models=True, token_source="mirror")
 
 
 def test_tampered_token_in_model_repo_falls_back_to_mirror(trained, text_zoo, tmp_path):
@@ -164,10 +164,10 @@ def test_tampered_token_in_model_repo_falls_back_to_mirror(trained, text_zoo, tm
     token_path.parent.mkdir(exist_ok=True)
     token_path.write_bytes(b"\x00" * 64)  # garbage in the model repo: the mirror copy must win
     try:
-        loaded = SpiderSelector.from_pretrained(tmp_path / "sel")
+        loaded = SpiderSelector.from_pretrained(tmp_path / "sel", local_models=True)
         assert torch.equal(loaded.model_tokens, trained.model_tokens)
         with pytest.raises(TokenIntegrityError):
-            SpiderSelector.from_pretrained(tmp_path / "sel", token_source="model")
+            SpiderSelector.from_pretrained(tmp_path / "sel", local_models=True, token_source="model")
     finally:
         shutil.rmtree(token_path.parent)
 
@@ -179,13 +179,13 @@ def test_zoo_json_path_escape_and_bad_config_are_refused(trained, tmp_path):
     zoo["models"][0]["mirror"] = "../../etc/passwd"
     zoo_path.write_text(json.dumps(zoo))
     with pytest.raises(ZooError, match="tokens/"):
-        SpiderSelector.from_pretrained(tmp_path / "sel")
+        SpiderSelector.from_pretrained(tmp_path / "sel", local_models=True)
     trained.save_pretrained(tmp_path / "sel")
     cfg = json.loads((tmp_path / "sel" / "config.json").read_text())
     cfg["format_version"] = 99
     (tmp_path / "sel" / "config.json").write_text(json.dumps(cfg))
     with pytest.raises(ArtifactError, match="format_version 99"):
-        SpiderSelector.from_pretrained(tmp_path / "sel")
+        SpiderSelector.from_pretrained(tmp_path / "sel", local_models=True)
 
 
 def test_rank_argument_errors(trained):
