@@ -342,11 +342,8 @@ class SpiderSelector(
         atomic_write_bytes(save_directory / "model.safetensors", st_save(state, metadata={"format": "pt"}))
         atomic_write_text(save_directory / "zoo.json", hub.dump_zoo(self.zoo, selector=self.config.name))
         atomic_write_text(save_directory / "config.json", json.dumps(asdict(self.config), indent=2, sort_keys=True))
-        if self.accuracy is not None:
+        if self.accuracy is not None:  # (without one, the folder swap drops a stale calibration: _SELECTOR_OWNED)
             self.accuracy.restricted_to(self.model_ids).save(save_directory)
-        else:  # a calibration left from an earlier save belongs to another network: never load it with this one
-            for name in (ACCURACY_JSON, ACCURACY_TENSORS):
-                (save_directory / name).unlink(missing_ok=True)
         card = selector_card(
             repo_id=self.config.name, modality=self.config.modality, task_encoder=self.config.task_encoder,
             task_token_kind=self.config.task_token_kind, shots_per_class=self.config.shots_per_class,
@@ -439,7 +436,9 @@ class SpiderSelector(
 
 
 # Top-level names a saved selector consists of; anything else in its folder (.git, notes) survives a re-save.
-_SELECTOR_OWNED = ("config.json", "model.safetensors", "zoo.json", "README.md", "tokens")
+# accuracy.* too: a calibration left from an earlier save belongs to another network; never load it with this one.
+_SELECTOR_OWNED = ("config.json", "model.safetensors", "zoo.json", "README.md", "tokens", ACCURACY_JSON,
+                   ACCURACY_TENSORS)
 
 
 def _read_text(path: Path) -> str:

@@ -20,7 +20,7 @@ import numpy as np
 import torch
 
 from .errors import ArtifactError, TokenIntegrityError, ZooError
-from .tokens import _MAX_TOKEN_BYTES, parse_token
+from .tokens import MAX_TOKEN_BYTES, parse_token
 
 # A JSON string without control characters, escapes spelled out (what json.dumps writes). Runs of plain characters
 # are matched possessively, one class at a time ("unrolled"): no backtracking, 4x faster than an alternation per char.
@@ -139,7 +139,7 @@ def _read_inside(path: str, root: str, real_dirs: dict[str, str], rel: str, mode
         if not stat.S_ISREG(info.st_mode):
             raise ArtifactError(f"{rel} of {model_id} is not a regular file; the selector may be tampered with. "
                                 "Re-download it (force_download=True) or re-save it.")
-        want = min(info.st_size, _MAX_TOKEN_BYTES + 1)  # bounded: an oversized file is rejected, not read whole
+        want = min(info.st_size, MAX_TOKEN_BYTES + 1)  # bounded: an oversized file is rejected, not read whole
         data = os.read(fd, want)
         while 0 < len(data) < want:  # a short read (rare for a regular file)
             more = os.read(fd, want - len(data))

@@ -409,6 +409,7 @@ ESTIMATOR_NAMES = [pytest.param(name, marks=pytest.mark.xfail(reason=ESTIMATOR_B
 @settings(FUZZ, max_examples=max(10, EXAMPLES // 5))
 @given(inputs=valid_estimator_inputs())
 @example(inputs=(np.zeros((2, 1)), np.array([0, 7]), np.ones((2, 1))))
+@example(inputs=(np.array([[3.3e-162], [0.0]]), np.array([0, 7]), np.ones((2, 1))))  # subnormal covariance: was inf
 def test_fuzz_estimators_on_accepted_inputs(name, inputs):
     """Every estimator, on inputs its validator accepts: a finite float, or an InvalidInputError that says why."""
     features, labels, probs = inputs

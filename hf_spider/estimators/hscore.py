@@ -14,6 +14,13 @@ def class_means(x: np.ndarray, labels: np.ndarray, n_classes: int) -> tuple[np.n
     return counts, (onehot.T @ x) / counts[:, None]  # (C,), (C, D)
 
 
+def unit_scale(x: np.ndarray) -> np.ndarray:
+    """``x`` divided by its largest deviation from the mean. H-scores are invariant to one global scale, and features
+    of ~1e-160 would otherwise square to subnormal covariances whose inverse overflows to inf (found by the fuzzer)."""
+    scale = np.abs(x - x.mean(axis=0)).max()
+    return x / scale if scale > 0 else x
+
+
 def between_class_term(x: np.ndarray, labels: np.ndarray, n_classes: int, cov: np.ndarray) -> float:
     """tr(cov⁻¹ Σ_b) = Σ_c (n_c / N) (μ_c − μ)ᵀ cov⁻¹ (μ_c − μ), with a rank-aware pseudo-inverse of `cov`."""
     counts, means = class_means(x, labels, n_classes)
@@ -63,6 +70,7 @@ def hscore(
         0.8
     """
     x, y, n_classes, _ = check_inputs(features, labels, name="hscore")
+    x = unit_scale(x)
     centred = x - x.mean(axis=0)  # (N, D)
     cov = centred.T @ centred / x.shape[0]  # (D, D)
     return between_class_term(x, y, n_classes, cov)

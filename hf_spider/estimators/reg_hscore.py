@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from hf_spider.estimators._checks import check_inputs
-from hf_spider.estimators.hscore import between_class_term
+from hf_spider.estimators.hscore import between_class_term, unit_scale
 
 
 def ledoit_wolf(centred: np.ndarray) -> tuple[np.ndarray, float]:
@@ -65,5 +65,6 @@ def reg_hscore(
         True
     """
     x, y, n_classes, _ = check_inputs(features, labels, name="reg_hscore")
+    x = unit_scale(x)
     shrunk, alpha = ledoit_wolf(x - x.mean(axis=0))
     return (1 - alpha) * between_class_term(x, y, n_classes, shrunk)
