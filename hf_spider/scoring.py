@@ -262,9 +262,9 @@ def cmd_score(args: argparse.Namespace) -> int:
     """Handler of ``hf-spider score``: parse, call [`score_models`], print the table."""
     import json
 
-    from .cli import _dataset
+    from .bundled import resolve_dataset_ref
 
-    table = score_models(args.models, _dataset(args.dataset), estimators=args.estimators or ["logme"],
+    table = score_models(args.models, resolve_dataset_ref(args.dataset), estimators=args.estimators or ["logme"],
                          split=args.split, input_column=args.input_column, label_column=args.label_column,
                          shots_per_class=args.shots_per_class, cache_dir=args.cache_dir, verbose=not args.json)
     print(json.dumps(table.to_dict(), indent=2) if args.json else str(table))

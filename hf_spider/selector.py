@@ -23,10 +23,10 @@ from safetensors.torch import save as st_save
 from . import hub
 from .cards import selector_card
 from .config import SelectorConfig
-from .data import Modality, TaskSample, dataset_label_names, readable_label, sample_task
+from .data import Modality, TaskSample, dataset_label_names, dataset_modality, readable_label, sample_task
 from .errors import ArtifactError, InvalidInputError, ZooError
 from .fitness import FitnessNetwork, merge_rerank
-from .ranking import RankedModel, Ranking
+from .ranking import RankedModel, Ranking, select_models
 from .tokens import (
     TaskEncoder,
     TaskToken,
@@ -167,12 +167,28 @@ class SpiderSelector(
         Selectors with ``task_token_kind="label_names"`` read only the class names (from the dataset's metadata when
         it has a ``ClassLabel`` column), so a Hub dataset is ranked without downloading its data.
         """
-        if self.config.task_token_kind == "label_names":
+        if self.config.task_token_kind == "label_names":  # no sample is drawn, so check the modality here
+            self.check_modality(dataset_modality(dataset, input_column=input_column, revision=revision),
+                                dataset_name=_describe(dataset, split))
             names = dataset_label_names(dataset, split=split, label_column=label_column, revision=revision)
             return self.label_name_token(names)
         sample = self._sample(dataset, split=split, input_column=input_column, label_column=label_column, seed=seed,
                               revision=revision)
         return self._sample_token(sample, verbose=verbose)
+
+    def check_modality(self, modality: str | None, *, dataset_name: str = "the dataset") -> None:
+        """Refuse a dataset whose inputs are not what this selector's zoo reads (``None``: unknown, not checked).
+
+        Raises:
+            InvalidInputError: naming both modalities and the fix.
+        """
+        if modality is not None and modality != self.config.modality:
+            raise InvalidInputError(
+                f"The selector {self.config.name!r} ranks {self.config.modality} models, but {dataset_name} holds "
+                f"{modality} inputs. Use {'an' if modality == 'image' else 'a'} {modality} selector (e.g. --selector "
+                f"bundled:hubzoo-{modality}), or pass "
+                "the right input column."
+            )
 
     def label_name_token(self, label_names: list[str]) -> TaskToken:
         """A task token from class names alone (for selectors with ``task_token_kind="label_names"``)."""
@@ -202,6 +218,7 @@ class SpiderSelector(
         seed: int = 0,
         revision: str | None = None,
         verbose: bool = True,
+        max_parameters: int | None = None,
     ) -> Ranking:
         """Rank the zoo for a dataset, best first.
 
@@ -217,9 +234,11 @@ class SpiderSelector(
             seed: Seed of the class-balanced sample.
             revision: Dataset revision, for a Hub id.
             verbose: Show progress bars.
+            max_parameters: Show only models with at most this many parameters (models of unknown size are left
+                out; a note says how many).
 
         Returns:
-            A [`Ranking`]; ``ranking[0].load()`` gives the best model ready for fine-tuning.
+            A [`Ranking`] (mirrors of one model shown once, with their ``aliases``); ``ranking[0].load()`` gives the best model ready for fine-tuning.
 
         Raises:
             InvalidInputError: unusable dataset or arguments (the message says how to fix it).
@@ -239,7 +258,7 @@ class SpiderSelector(
         if not k:
             task = self.task_token(dataset, split=split, input_column=input_column, label_column=label_column,
                                    seed=seed, revision=revision, verbose=verbose)
-            return self.rank_task(task, top_k=top_k, dataset_name=name, start=start)
+            return self.rank_task(task, top_k=top_k, dataset_name=name, start=start, max_parameters=max_parameters)
         sample = self._sample(dataset, split=split, input_column=input_column, label_column=label_column, seed=seed,
                               revision=revision)
         task = self._sample_token(sample, verbose=verbose)
@@ -252,7 +271,7 @@ class SpiderSelector(
             rescored = self.fitness(self.model_tokens, protos, None, extra, mask)[0]
         final = merge_rerank(base, rescored, top).numpy().astype(np.float64)
         return self._ranking(final, task, top_k=top_k, dataset_name=name, start=start,
-                             reranked={int(i) for i in top})
+                             reranked={int(i) for i in top}, max_parameters=max_parameters)
 
     def _sample(self, dataset: Any, **kwargs: Any) -> TaskSample:
         sample = sample_task(dataset, shots_per_class=self.config.shots_per_class, **kwargs)
@@ -286,23 +305,27 @@ class SpiderSelector(
         return standardized_prototypes(torch.as_tensor(features), sample.labels, sample.num_classes)
 
     def rank_task(
-        self, task: TaskToken, *, top_k: int | None = None, dataset_name: str = "task", start: float | None = None
+        self, task: TaskToken, *, top_k: int | None = None, dataset_name: str = "task", start: float | None = None,
+        max_parameters: int | None = None,
     ) -> Ranking:
         """Rank the zoo for an already-computed task token (token-only stage)."""
         start = time.perf_counter() if start is None else start
-        return self._ranking(self.score(task), task, top_k=top_k, dataset_name=dataset_name, start=start)
+        return self._ranking(self.score(task), task, top_k=top_k, dataset_name=dataset_name, start=start,
+                             max_parameters=max_parameters)
 
     def _ranking(self, scores: np.ndarray, task: TaskToken, *, top_k: int | None, dataset_name: str, start: float,
-                 reranked: set[int] = frozenset()) -> Ranking:
-        order = np.argsort(-scores, kind="stable")[: top_k or len(scores)]
+                 reranked: set[int] = frozenset(), max_parameters: int | None = None) -> Ranking:
+        order = np.argsort(-scores, kind="stable")  # every model: mirrors and the size budget are applied below
         models = [
             RankedModel(rank=r + 1, model_id=self.zoo[i].model_id, revision=self.zoo[i].revision,
                         score=float(scores[i]), task_type=self.zoo[i].task_type, reranked=int(i) in reranked,
-                        label_names=tuple(task.label_names))
+                        num_parameters=self.zoo[i].num_parameters, pipeline_tag=self.zoo[i].pipeline_tag,
+                        license=self.zoo[i].license, label_names=tuple(task.label_names))
             for r, i in enumerate(order)
         ]
+        models, notes = select_models(models, top_k=top_k, max_parameters=max_parameters)
         return Ranking(models, selector=self.config.name, selector_revision=self.revision, dataset=dataset_name,
-                       seconds=time.perf_counter() - start)
+                       seconds=time.perf_counter() - start, notes=notes)
 
     # --- serialisation (huggingface_hub ModelHubMixin) -----------------------------------------------------
 
