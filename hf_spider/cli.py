@@ -457,6 +457,9 @@ def _report(err: Exception) -> int:
     if isinstance(err, HubUnreachableError):
         print(f"hf-spider: {_first_line(err)}", file=sys.stderr)
         return EXIT_UNREACHABLE
+    if isinstance(err, HfSpiderError) and is_unreachable(err):  # its own message says what to do instead
+        print(f"hf-spider: error: {err}", file=sys.stderr)
+        return EXIT_UNREACHABLE
     if is_unreachable(err):  # the same cause, raised by datasets / transformers / huggingface_hub
         print(f"hf-spider: the Hub could not be reached (offline, or no network): {_first_line(err)} Retry when "
               "online, or pass a local folder or bundled:<name>.", file=sys.stderr)

@@ -367,6 +367,7 @@ def _hub_features(dataset_id: str, *, revision: str | None):
     except Exception as err:  # builders fail in many ways (no metadata, gated, a loading script)
         if is_unreachable(err):
             raise HubUnreachableError(f"Cannot read the metadata of the dataset {dataset_id!r}: the Hub is "
-                                      "unreachable (offline, or no network). Connect, or pass a local folder.") from err
+                                      "unreachable (offline, or no network). Connect, or pass a local folder.") \
+                from err
         logger.info("No metadata for %s (%s); its modality is read from the data.", dataset_id, err)
         return None

@@ -238,7 +238,8 @@ class SpiderSelector(
                 out; a note says how many).
 
         Returns:
-            A [`Ranking`] (mirrors of one model shown once, with their ``aliases``); ``ranking[0].load()`` gives the best model ready for fine-tuning.
+            A [`Ranking`] (mirrors of one model shown once, with their ``aliases``); ``ranking[0].load()`` gives
+            the best model ready for fine-tuning.
 
         Raises:
             InvalidInputError: unusable dataset or arguments (the message says how to fix it).
@@ -296,7 +297,7 @@ class SpiderSelector(
         entry = self.zoo[index]
         try:
             features = extract_features(entry.model_id, sample, revision=entry.revision, verbose=verbose).features
-        except OSError as err:  # Transformers' and huggingface_hub's "cannot load / not cached / offline" errors
+        except (OSError, hub.HubUnreachableError, ArtifactError) as err:  # cannot load / not cached / offline
             raise ZooError(
                 f"Re-ranking runs the top models, and {entry.model_id!r} could not be loaded ({err}). Rank with "
                 "rerank=0 (CLI: --rerank 0) for the token-only ranking, or make the model reachable (network, a "
