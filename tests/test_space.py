@@ -242,12 +242,13 @@ def test_browser_ranks_twice_and_the_chart_follows(app_url, browser, tmp_path):
 
     csv_file = tmp_path / "reviews.csv"
     csv_file.write_text("text,label\n" + "".join(f"review {i},{'pos' if i % 2 else 'neg'}\n" for i in range(10)))
-    page.get_by_label("Upload").first.check()
-    page.locator("input[type=file]").first.set_input_files(str(csv_file))
-    page.wait_for_timeout(1000)  # let the upload finish before ranking
+    page.get_by_role("radio", name="Upload").check()
+    page.locator("#upload input[type=file]").set_input_files(str(csv_file))  # waits for the upload box to appear
+    page.wait_for_function("() => [...document.querySelectorAll('*')].some(e => e.textContent.trim() === "
+                           "'reviews.csv')", timeout=30_000)  # uploaded: gradio lists the file
     page.get_by_role("button", name="Rank models").click()
     page.wait_for_function("() => (document.querySelector('#chart .hf-spider-chart')?.dataset.models || '')"
-                           f".split(' ').sort().join(' ') === {' '.join(sorted(TEXT_ZOO))!r}", timeout=60_000)
+                           f".split(' ').sort().join(' ') === {' '.join(sorted(TEXT_ZOO))!r}", timeout=120_000)
     second = _chart_models(page)
     assert second != first
     rows = table.inner_text()

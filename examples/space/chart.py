@@ -8,7 +8,7 @@ import math
 from html import escape
 from typing import Any
 
-WIDTH, LEFT, RIGHT, TOP, BOTTOM = 760, 70, 30, 30, 60
+WIDTH, LEFT, RIGHT, TOP, BOTTOM = 600, 62, 24, 50, 48  # TOP holds the legend, above the plot
 FRONT, OTHER, WHISKER = "#e8590c", "#4c6ef5", "#adb5bd"
 
 
@@ -22,7 +22,7 @@ def chart_svg(models: list[dict[str, Any]], front: set[str]) -> str:
     sized = all(m.get("num_parameters") for m in models)
     body = _scatter(models, front) if sized else _bars(models)
     ids = escape(" ".join(m["model_id"] for m in models), quote=True)
-    return f'<div class="hf-spider-chart" data-models="{ids}">{body}</div>'
+    return f'<div class="hf-spider-chart" data-models="{ids}" style="width:100%;min-width:380px">{body}</div>'
 
 
 def _quality(models: list[dict[str, Any]]) -> tuple[list[float], str]:
@@ -43,7 +43,7 @@ def _size_label(n: float) -> str:
 
 
 def _scatter(models: list[dict[str, Any]], front: set[str]) -> str:
-    height = 440
+    height = 420
     y_values, y_title = _quality(models)
     logs = [math.log10(m["num_parameters"]) for m in models]
     x0, x1 = min(logs) - 0.15, max(logs) + 0.15
@@ -61,8 +61,8 @@ def _scatter(models: list[dict[str, Any]], front: set[str]) -> str:
     def sy(v: float) -> float:
         return TOP + (y1 - v) / (y1 - y0) * plot_h
 
-    parts = [f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {WIDTH} {height}" width="100%" '
-             f'role="img" aria-label="{escape(y_title)} against parameters" style="font:12px sans-serif">',
+    parts = [f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {WIDTH} {height}" width="100%" role="img" '
+             f'aria-label="{escape(y_title)} against parameters" style="display:block;font:13px sans-serif">',
              f'<rect x="{LEFT}" y="{TOP}" width="{plot_w}" height="{plot_h}" fill="none" stroke="#ced4da"/>']
     for decade in range(math.floor(x0), math.ceil(x1) + 1):  # ticks at 1, 2 and 5 x each power of ten
         for mult in (1, 2, 5):
@@ -77,7 +77,7 @@ def _scatter(models: list[dict[str, Any]], front: set[str]) -> str:
         y = sy(v)
         parts.append(f'<line x1="{LEFT}" y1="{y:.1f}" x2="{LEFT + plot_w}" y2="{y:.1f}" stroke="#f1f3f5"/>'
                      f'<text x="{LEFT - 6}" y="{y + 4:.1f}" text-anchor="end" fill="#495057">{v:.3g}</text>')
-    parts.append(f'<text x="{LEFT + plot_w / 2}" y="{height - 18}" text-anchor="middle" fill="#212529">'
+    parts.append(f'<text x="{LEFT + plot_w / 2}" y="{height - 10}" text-anchor="middle" fill="#212529">'
                  'parameters (log scale)</text>'
                  f'<text transform="translate(16 {TOP + plot_h / 2}) rotate(-90)" text-anchor="middle" '
                  f'fill="#212529">{escape(y_title)}</text>')
@@ -101,32 +101,32 @@ def _scatter(models: list[dict[str, Any]], front: set[str]) -> str:
         anchor = "end" if x > LEFT + 0.75 * plot_w else "start"
         parts.append(f'<text x="{x + (-8 if anchor == "end" else 8):.1f}" y="{y:.1f}" text-anchor="{anchor}" '
                      f'fill="#212529">#{models[i]["rank"]} {escape(_short(models[i]["model_id"]))}</text>')
-    parts.append(f'<circle cx="{LEFT + 10}" cy="{TOP + 12}" r="6" fill="{FRONT}"/>'
-                 f'<text x="{LEFT + 22}" y="{TOP + 16}" fill="#212529">Pareto front: no other model is both better '
-                 'and smaller</text>'
-                 f'<circle cx="{LEFT + 10}" cy="{TOP + 30}" r="6" fill="{OTHER}"/>'
-                 f'<text x="{LEFT + 22}" y="{TOP + 34}" fill="#212529">other ranked models</text></svg>')
+    parts.append(f'<circle cx="{LEFT + 6}" cy="12" r="6" fill="{FRONT}"/>'
+                 f'<text x="{LEFT + 18}" y="16" fill="#212529">Pareto front: no other model is both better and '
+                 'smaller</text>'
+                 f'<circle cx="{LEFT + 6}" cy="32" r="6" fill="{OTHER}"/>'
+                 f'<text x="{LEFT + 18}" y="36" fill="#212529">other ranked models (hover for names)</text></svg>')
     return "".join(parts)
 
 
 def _bars(models: list[dict[str, Any]]) -> str:
     values, title = _quality(models)
-    row, label_w = 26, min(360, 8 + 7 * max(len(m["model_id"]) for m in models))
-    height = TOP + row * len(models) + 40
+    row, label_w = 26, min(330, 8 + 7 * max(len(m["model_id"]) for m in models))
+    height = 20 + row * len(models) + 40
     lo, hi = min(values), max(values)
     span = (hi - lo) or 1.0
     base = lo - 0.15 * span  # the shortest bar still shows; only the order and the gaps carry meaning
-    plot_w = WIDTH - label_w - 80
+    plot_w = WIDTH - label_w - 60
     parts = [f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {WIDTH} {height}" width="100%" '
-             f'role="img" aria-label="{escape(title)}" style="font:12px sans-serif">']
+             f'role="img" aria-label="{escape(title)}" style="display:block;font:13px sans-serif">']
     for i, (m, v) in enumerate(zip(models, values)):
-        y = TOP + i * row
+        y = 20 + i * row
         w = (v - base) / (hi - base) * plot_w
         name = m["model_id"] if len(m["model_id"]) * 7 < label_w else "…" + m["model_id"][-(label_w // 7 - 1):]
         parts.append(f'<text x="{label_w - 6}" y="{y + 16}" text-anchor="end" fill="#212529">'
                      f'#{m["rank"]} {escape(name)}<title>{escape(m["model_id"])}</title></text>'
                      f'<rect x="{label_w}" y="{y + 4}" width="{w:.1f}" height="{row - 8}" fill="{OTHER}"/>'
                      f'<text x="{label_w + w + 6:.1f}" y="{y + 16}" fill="#495057">{v:.4g}</text>')
-    parts.append(f'<text x="{label_w + plot_w / 2}" y="{height - 12}" text-anchor="middle" fill="#212529">'
-                 f'{escape(title)}; the zoo records no sizes, so there is no size axis</text></svg>')
+    parts.append(f'<text x="{WIDTH / 2}" y="{height - 12}" text-anchor="middle" fill="#212529">'
+                 f'{escape(title)}; no size axis: the zoo records no sizes</text></svg>')
     return "".join(parts)

@@ -408,7 +408,7 @@ def build_app(*, selectors: Mapping[str, str] | None = None, baselines: Baseline
                 source = gr.Radio(list(SOURCES), value="Bundled sample", label="Dataset source")
                 bundled = gr.Dropdown(datasets_, value=datasets_[0] if datasets_ else None, label="Bundled sample")
                 files = gr.File(file_count="multiple", file_types=[".zip", ".csv", "image"], label="Upload",
-                                visible=False)
+                                elem_id="upload", visible=False)
                 hub_id = gr.Textbox(label="Hub dataset id", placeholder="uoft-cs/cifar10", visible=False)
                 split = gr.Textbox(value="train", label="Split (Hub datasets)")
                 top_k = gr.Slider(1, 30, value=10, step=1, label="Models to show")
@@ -418,11 +418,11 @@ def build_app(*, selectors: Mapping[str, str] | None = None, baselines: Baseline
             with gr.Column(scale=4):
                 summary = gr.Markdown(elem_id="summary")
                 gr.Markdown(EXPLAIN, elem_id="explain")
-                with gr.Row():
-                    chart = gr.HTML(elem_id="chart", label="Accuracy against size")
+                with gr.Row(equal_height=False):
+                    chart = gr.HTML(elem_id="chart", label="Accuracy against size", scale=2, min_width=420)
                     table = gr.Dataframe(headers=TABLE_HEADERS, datatype=TABLE_TYPES, label="Ranked models",
-                                         interactive=False, wrap=True, elem_id="ranking",
-                                         column_widths=["6%", "24%", "13%", "10%", "8%", "8%", "31%"])
+                                         interactive=False, wrap=True, elem_id="ranking", scale=3, min_width=520,
+                                         column_widths=["6%", "24%", "15%", "11%", "9%", "9%", "26%"])
                 baselines_md = gr.Markdown(elem_id="baselines")
         source.change(on_source, source, [bundled, files, hub_id], api_name=False)
         button.click(on_rank, [source, bundled, files, hub_id, split, top_k, with_baselines, selector],
