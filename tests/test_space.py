@@ -115,7 +115,8 @@ def test_run_bundled_with_fake_baselines(selectors):
     assert "Ranked **2** models for **bundled:fashion-mnist**" in result.summary
     assert [row[0] for row in result.table] == [1, 2]
     assert result.table[0][1].startswith("[") and "huggingface.co/" in result.table[0][1]
-    assert "AutoModelForImageClassification.from_pretrained(" in result.table[0][6]
+    assert f'AutoModelForImageClassification.from_pretrained("{result.table[0][1].split("]")[0][1:]}")' in (
+        result.summary)
     assert result.table[0][2] == "n/a" and result.table[0][3].endswith("M") and result.table[0][5] == "yes"
     shown = [row[1].split("]")[0][1:] for row in result.table]
     assert f'data-models="{" ".join(shown)}"' in result.chart and "parameters (log scale)" in result.chart
@@ -128,7 +129,7 @@ def test_run_text_upload_and_errors_are_messages(selectors, tmp_path):
     csv_file.write_text("text,label\n" + "".join(f"text {i},{'ab'[i % 2]}\n" for i in range(8)))
     result = logic.run("Upload", None, [str(csv_file)], "", "", 5, False, selectors=selectors)
     assert {row[1].split("]")[0][1:] for row in result.table} == set(TEXT_ZOO)
-    assert "AutoModelForSequenceClassification" in result.table[0][6]
+    assert "AutoModelForSequenceClassification" in result.summary
     assert "<svg" in result.chart and "no size axis" in result.chart  # the text zoo records no sizes: bars
     empty = logic.run("Hub dataset", None, None, "  ", "train", 5, False, selectors=selectors)
     assert empty.summary.startswith("**Error:**") and "Hub dataset id" in empty.summary and empty.chart == ""
@@ -225,7 +226,7 @@ def test_browser_ranks_twice_and_the_chart_follows(app_url, browser, tmp_path):
     text = table.inner_text()
     for model_id in IMAGE_ZOO:
         assert model_id in text
-    assert "AutoModelForImageClassification.from_pretrained" in text and "25.6M" in text
+    assert "AutoModelForImageClassification.from_pretrained" in summary.inner_text() and "25.6M" in text
     link = table.locator("a", has_text="microsoft/resnet-50").first
     assert link.get_attribute("href").endswith("/microsoft/resnet-50")
     baselines = page.locator("#baselines")
@@ -249,6 +250,9 @@ def test_browser_ranks_twice_and_the_chart_follows(app_url, browser, tmp_path):
     page.get_by_role("button", name="Rank models").click()
     page.wait_for_function("() => (document.querySelector('#chart .hf-spider-chart')?.dataset.models || '')"
                            f".split(' ').sort().join(' ') === {' '.join(sorted(TEXT_ZOO))!r}", timeout=120_000)
+    summary.get_by_text("your upload").wait_for(timeout=30_000)
+    page.locator("#baselines").get_by_text(TEXT_ZOO[0]).wait_for(timeout=30_000)
+    page.wait_for_timeout(500)  # the pending overlay fades out
     second = _chart_models(page)
     assert second != first
     rows = table.inner_text()
@@ -305,4 +309,4 @@ def test_gradio_client_uploads_a_text_csv(app_url, tmp_path):
                                           logic.AUTO_SELECTOR, api_name="/rank")
     rows = table["data"] if isinstance(table, dict) else table
     assert "for **your upload** (text)" in summary and len(rows) == len(TEXT_ZOO)
-    assert "AutoModelForSequenceClassification" in rows[0][6]
+    assert "AutoModelForSequenceClassification" in summary

@@ -8,7 +8,7 @@ import math
 from html import escape
 from typing import Any
 
-WIDTH, LEFT, RIGHT, TOP, BOTTOM = 600, 62, 24, 50, 48  # TOP holds the legend, above the plot
+WIDTH, LEFT, RIGHT, TOP, BOTTOM = 480, 72, 16, 50, 48  # TOP holds the legend, above the plot
 FRONT, OTHER, WHISKER = "#e8590c", "#4c6ef5", "#adb5bd"
 
 
@@ -22,7 +22,7 @@ def chart_svg(models: list[dict[str, Any]], front: set[str]) -> str:
     sized = all(m.get("num_parameters") for m in models)
     body = _scatter(models, front) if sized else _bars(models)
     ids = escape(" ".join(m["model_id"] for m in models), quote=True)
-    return f'<div class="hf-spider-chart" data-models="{ids}" style="width:100%;min-width:380px">{body}</div>'
+    return f'<div class="hf-spider-chart" data-models="{ids}" style="width:100%">{body}</div>'
 
 
 def _quality(models: list[dict[str, Any]]) -> tuple[list[float], str]:
@@ -43,7 +43,7 @@ def _size_label(n: float) -> str:
 
 
 def _scatter(models: list[dict[str, Any]], front: set[str]) -> str:
-    height = 420
+    height = 380
     y_values, y_title = _quality(models)
     logs = [math.log10(m["num_parameters"]) for m in models]
     x0, x1 = min(logs) - 0.15, max(logs) + 0.15
@@ -62,7 +62,7 @@ def _scatter(models: list[dict[str, Any]], front: set[str]) -> str:
         return TOP + (y1 - v) / (y1 - y0) * plot_h
 
     parts = [f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {WIDTH} {height}" width="100%" role="img" '
-             f'aria-label="{escape(y_title)} against parameters" style="display:block;font:13px sans-serif">',
+             f'aria-label="{escape(y_title)} against parameters" style="display:block;font:14px sans-serif">',
              f'<rect x="{LEFT}" y="{TOP}" width="{plot_w}" height="{plot_h}" fill="none" stroke="#ced4da"/>']
     for decade in range(math.floor(x0), math.ceil(x1) + 1):  # ticks at 1, 2 and 5 x each power of ten
         for mult in (1, 2, 5):
@@ -79,7 +79,7 @@ def _scatter(models: list[dict[str, Any]], front: set[str]) -> str:
                      f'<text x="{LEFT - 6}" y="{y + 4:.1f}" text-anchor="end" fill="#495057">{v:.3g}</text>')
     parts.append(f'<text x="{LEFT + plot_w / 2}" y="{height - 10}" text-anchor="middle" fill="#212529">'
                  'parameters (log scale)</text>'
-                 f'<text transform="translate(16 {TOP + plot_h / 2}) rotate(-90)" text-anchor="middle" '
+                 f'<text transform="translate(15 {TOP + plot_h / 2}) rotate(-90)" text-anchor="middle" '
                  f'fill="#212529">{escape(y_title)}</text>')
     on_front = sorted((i for i, m in enumerate(models) if m["model_id"] in front), key=lambda i: logs[i])
     if len(on_front) > 1:
@@ -102,8 +102,8 @@ def _scatter(models: list[dict[str, Any]], front: set[str]) -> str:
         parts.append(f'<text x="{x + (-8 if anchor == "end" else 8):.1f}" y="{y:.1f}" text-anchor="{anchor}" '
                      f'fill="#212529">#{models[i]["rank"]} {escape(_short(models[i]["model_id"]))}</text>')
     parts.append(f'<circle cx="{LEFT + 6}" cy="12" r="6" fill="{FRONT}"/>'
-                 f'<text x="{LEFT + 18}" y="16" fill="#212529">Pareto front: no other model is both better and '
-                 'smaller</text>'
+                 f'<text x="{LEFT + 18}" y="16" fill="#212529">Pareto front: none both better and smaller'
+                 '</text>'
                  f'<circle cx="{LEFT + 6}" cy="32" r="6" fill="{OTHER}"/>'
                  f'<text x="{LEFT + 18}" y="36" fill="#212529">other ranked models (hover for names)</text></svg>')
     return "".join(parts)
@@ -111,12 +111,12 @@ def _scatter(models: list[dict[str, Any]], front: set[str]) -> str:
 
 def _bars(models: list[dict[str, Any]]) -> str:
     values, title = _quality(models)
-    row, label_w = 26, min(330, 8 + 7 * max(len(m["model_id"]) for m in models))
-    height = 20 + row * len(models) + 40
+    row, label_w = 26, min(270, 8 + 7 * max(len(m["model_id"]) for m in models))
+    height = 20 + row * len(models) + 56
     lo, hi = min(values), max(values)
     span = (hi - lo) or 1.0
     base = lo - 0.15 * span  # the shortest bar still shows; only the order and the gaps carry meaning
-    plot_w = WIDTH - label_w - 60
+    plot_w = WIDTH - label_w - 56
     parts = [f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {WIDTH} {height}" width="100%" '
              f'role="img" aria-label="{escape(title)}" style="display:block;font:13px sans-serif">']
     for i, (m, v) in enumerate(zip(models, values)):
@@ -127,6 +127,7 @@ def _bars(models: list[dict[str, Any]]) -> str:
                      f'#{m["rank"]} {escape(name)}<title>{escape(m["model_id"])}</title></text>'
                      f'<rect x="{label_w}" y="{y + 4}" width="{w:.1f}" height="{row - 8}" fill="{OTHER}"/>'
                      f'<text x="{label_w + w + 6:.1f}" y="{y + 16}" fill="#495057">{v:.4g}</text>')
-    parts.append(f'<text x="{WIDTH / 2}" y="{height - 12}" text-anchor="middle" fill="#212529">'
-                 f'{escape(title)}; no size axis: the zoo records no sizes</text></svg>')
+    parts.append(f'<text x="{WIDTH / 2}" y="{height - 28}" text-anchor="middle" fill="#212529">{escape(title)}</text>'
+                 f'<text x="{WIDTH / 2}" y="{height - 10}" text-anchor="middle" fill="#495057">no size axis: the zoo '
+                 'records no model sizes</text></svg>')
     return "".join(parts)

@@ -38,9 +38,8 @@ from hf_spider.widget import load_code
 SOURCES = ("Bundled sample", "Upload", "Hub dataset")
 AUTO_SELECTOR = "automatic (by the dataset's modality)"
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff")
-TABLE_HEADERS = ["rank", "model", "predicted accuracy (80% interval)", "parameters", "score", "Pareto front",
-                 "load it"]
-TABLE_TYPES = ["number", "markdown", "str", "str", "number", "str", "markdown"]
+TABLE_HEADERS = ["rank", "model", "predicted accuracy (80% interval)", "parameters", "score", "Pareto front"]
+TABLE_TYPES = ["number", "markdown", "str", "str", "number", "str"]
 EXPLAIN = ("**How to read this.** *Predicted accuracy* is the fine-tuning accuracy the selector expects on your data, "
            "with an 80% interval (only selectors trained on measured accuracies give one; others show n/a). "
            "*Score* is the selector's raw output: higher ranks first, but the number means nothing outside this "
@@ -274,13 +273,14 @@ def rank_dataset(dataset: Any, name: str, *, selectors: Mapping[str, str], top_k
     ranking = spider.rank(dataset, top_k=int(top_k), verbose=False)
     front = {m.model_id for m in ranking.pareto()}
     table = [[m.rank, _model_link(m.model_id), format_accuracy(m.predicted_accuracy, m.predicted_accuracy_interval),
-              format_parameter_count(m.num_parameters), round(m.score, 4), "yes" if m.model_id in front else "",
-              f"`{load_code(m.model_id, m.task_type)}`"] for m in ranking]
+              format_parameter_count(m.num_parameters), round(m.score, 4), "yes" if m.model_id in front else ""]
+             for m in ranking]
     payload = ranking.to_dict()
     revision = f" @ `{ranking.selector_revision[:12]}`" if ranking.selector_revision else ""
     summary = (f"Ranked **{len(ranking)}** models for **{name}** ({kind}) with selector "
                f"`{ranking.selector}`{revision} in **{ranking.seconds:.2f} s**.")
     summary += "".join(f"\n- {note}" for note in ranking.all_notes())
+    summary += f"\n\nLoad the top model for fine-tuning: `{load_code(ranking[0].model_id, ranking[0].task_type)}`"
     result = SpaceResult(summary=summary, table=table, chart=chart_svg(payload["models"], front), ranking=payload)
     if with_baselines:
         result.baselines_md = baselines_markdown(ranking, dataset, baselines or default_baselines)
@@ -404,7 +404,7 @@ def build_app(*, selectors: Mapping[str, str] | None = None, baselines: Baseline
             "`labels.csv` (`file_name,label`); or one `.csv` of texts (`text,label`)."
         )
         with gr.Row():
-            with gr.Column(scale=1):
+            with gr.Column(scale=1, min_width=260):
                 source = gr.Radio(list(SOURCES), value="Bundled sample", label="Dataset source")
                 bundled = gr.Dropdown(datasets_, value=datasets_[0] if datasets_ else None, label="Bundled sample")
                 files = gr.File(file_count="multiple", file_types=[".zip", ".csv", "image"], label="Upload",
@@ -418,11 +418,13 @@ def build_app(*, selectors: Mapping[str, str] | None = None, baselines: Baseline
             with gr.Column(scale=4):
                 summary = gr.Markdown(elem_id="summary")
                 gr.Markdown(EXPLAIN, elem_id="explain")
-                with gr.Row(equal_height=False):
-                    chart = gr.HTML(elem_id="chart", label="Accuracy against size", scale=2, min_width=420)
-                    table = gr.Dataframe(headers=TABLE_HEADERS, datatype=TABLE_TYPES, label="Ranked models",
-                                         interactive=False, wrap=True, elem_id="ranking", scale=3, min_width=520,
-                                         column_widths=["6%", "24%", "15%", "11%", "9%", "9%", "26%"])
+                with gr.Row(equal_height=False):  # the chart and the table side by side; they wrap on a narrow page
+                    with gr.Column(scale=2, min_width=360):
+                        chart = gr.HTML(elem_id="chart", label="Accuracy against size")
+                    with gr.Column(scale=3, min_width=500):
+                        table = gr.Dataframe(headers=TABLE_HEADERS, datatype=TABLE_TYPES, label="Ranked models",
+                                             interactive=False, wrap=True, elem_id="ranking",
+                                             column_widths=["7%", "35%", "18%", "13%", "13%", "14%"])
                 baselines_md = gr.Markdown(elem_id="baselines")
         source.change(on_source, source, [bundled, files, hub_id], api_name=False)
         button.click(on_rank, [source, bundled, files, hub_id, split, top_k, with_baselines, selector],
