@@ -265,7 +265,8 @@ def estimator_names() -> list[str]:
     import pkgutil
 
     folders = importlib.util.find_spec(f"{__package__}.estimators").submodule_search_locations  # not imported
-    return sorted(m.name for m in pkgutil.iter_modules(folders) if not m.name.startswith("_") and m.name != "aggregate")
+    return sorted(m.name for m in pkgutil.iter_modules(folders)
+                  if not m.name.startswith("_") and m.name != "aggregate")
 
 
 def cmd_score(args: argparse.Namespace) -> int:
