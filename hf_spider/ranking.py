@@ -213,8 +213,9 @@ class Ranking(Sequence[RankedModel]):
             why = evidence_text(m.evidence)
             if why and m.rank <= 3:
                 lines.append(f"{'':>4}  why: {why}")
-        lines.append(f"score: {SCORE_HELP}." + ("" if sized or not self.models else
-                                                 " Parameter counts: not recorded in this selector's zoo."))
+        lines.append(f"score: {SCORE_HELP}.")
+        if not sized and self.models:
+            lines.append("parameters: not recorded in this selector's zoo.")
         if not pinned and self.models:
             lines.append("revision: unpinned (the zoo records no commit; models load from their main branch).")
         lines += [f"note: {note}" for note in self.all_notes()]
