@@ -204,3 +204,31 @@ def test_table_says_what_columns_are(sized_selector, capsys):
     assert "parameters" in captured.out and "86.6M" in captured.out and "score: fitness score" in captured.out
     assert "does not predict accuracy" in captured.out
     assert "Loading weights" not in captured.err and "it/s" not in captured.err
+
+
+def test_the_library_never_imports_the_cli():
+    spellings = ("from .cli import", "from hf_spider.cli", "import hf_spider.cli", "from . import cli")
+    offenders = [path.name for path in (ROOT / "hf_spider").rglob("*.py")
+                 if path.name != "cli.py" and any(s in path.read_text(encoding="utf-8") for s in spellings)]
+    assert offenders == []
+
+
+def test_mirrors_shown_once_while_the_zoo_keeps_them(tmp_path, capsys):
+    from hf_spider import SpiderSelector
+
+    zoo = ["microsoft/resnet-50", "someone/resnet-50", "google/vit-base-patch16-224"]
+    folder = make_label_selector(tmp_path / "sel", zoo=zoo)
+    assert main([*_rank(folder), "--json"]) == 0
+    models = json.loads(capsys.readouterr().out)["models"]
+    assert len(models) == 2 and [m["rank"] for m in models] == [1, 2]
+    merged = next(m for m in models if m["model_id"].endswith("/resnet-50"))
+    assert {merged["model_id"], *merged["aliases"]} == set(zoo[:2])
+    assert len(SpiderSelector.from_pretrained(folder, token_source="mirror").zoo) == 3
+
+
+def test_markdown_output_is_quiet_and_keeps_the_notes(sized_selector, capfd):
+    assert main([*_rank(sized_selector), "--markdown"]) == 0
+    captured = capfd.readouterr()
+    assert "| predicted accuracy (80% interval) | parameters |" in captured.out
+    assert "> **Note:**" in captured.out and "does not predict accuracy" in captured.out
+    assert "Loading weights" not in captured.err and "it/s" not in captured.err and "Warning" not in captured.err
