@@ -339,6 +339,9 @@ def dataset_modality(
         if path.is_file():
             return "text" if path.suffix.lower() in _TEXT_SUFFIXES else None
         if path.is_dir():
+            features = _folder_features(path)  # a card's dataset_info declares them
+            if features is not None:
+                return _features_modality(features, input_column)
             text = False
             for file in path.rglob("*"):  # the folder's file names, not its rows; stops at the first image
                 suffix = file.suffix.lower()
@@ -347,14 +350,28 @@ def dataset_modality(
                 text = text or suffix in _TEXT_SUFFIXES
             return "text" if text else None
         features = _hub_features(str(dataset), revision=revision)
-    if features is None:
-        return None
+    return None if features is None else _features_modality(features, input_column)
+
+
+def _features_modality(features: Any, input_column: str | None) -> Modality | None:
+    import datasets
+
     if input_column is not None and input_column in features:
         feature = features[input_column]
         return "image" if isinstance(feature, datasets.Image) else ("text" if _is_string(feature) else None)
     if any(isinstance(f, datasets.Image) for f in features.values()):
         return "image"
     return "text" if any(_is_string(f) for f in features.values()) else None
+
+
+def _folder_features(path: Path):
+    import datasets
+
+    try:
+        return datasets.load_dataset_builder(str(path)).info.features
+    except Exception as err:  # a folder datasets cannot read as a dataset: its file names decide
+        logger.info("No declared features in %s (%s).", path, err)
+        return None
 
 
 def _hub_features(dataset_id: str, *, revision: str | None):
