@@ -154,6 +154,8 @@ class Ranking(Sequence[RankedModel]):
             name = m.model_id + (" (re-ranked)" if m.reranked else "")
             if m.aliases:
                 name += f" (also published as {', '.join(m.aliases)})"
+            if evidence_text(m.evidence):
+                name += f"<br>why: {evidence_text(m.evidence)}"
             rows.append(f"| {m.rank} | {name} | {format_accuracy(m.predicted_accuracy, m.predicted_accuracy_interval)}"
                         f" | {format_parameter_count(m.num_parameters)} | {m.score:.4f} |")
         notes = self.all_notes()

@@ -17,7 +17,7 @@ from urllib.parse import quote
 from .cards import hub_url, template, upsert_block
 from .errors import ArtifactError, InvalidInputError
 from .hub import is_local, read_card_text, write_repo_files
-from .ranking import Ranking
+from .ranking import Ranking, evidence_text
 from .units import format_accuracy, format_parameter_count
 
 logger = logging.getLogger(__name__)
@@ -68,6 +68,7 @@ def render_widget(
     date = date or _dt.datetime.now(_dt.timezone.utc).date()
     models = [{"rank": m.rank, "model_id": m.model_id, "score": m.score, "code": load_code(m.model_id, m.task_type),
                "url": m.model_id if is_local(m.model_id) else hub_url(m.model_id), "aliases": ", ".join(m.aliases),
+               "why": evidence_text(m.evidence),
                "accuracy": format_accuracy(m.predicted_accuracy, m.predicted_accuracy_interval),
                "parameters": format_parameter_count(m.num_parameters)} for m in ranking]
     selector_url = ranking.selector if is_local(ranking.selector) else hub_url(ranking.selector)

@@ -80,17 +80,21 @@ def test_outputs_show_accuracy_size_aliases_and_notes():
     models = [_model(1, "facebook/convnext-xlarge", 1.7, params=350_000_000, acc=0.91,
                      aliases=("nielsr/convnext-xlarge",)),
               _model(2, "microsoft/resnet-50", 1.2, params=25_600_000, acc=0.88)]
+    models[0] = RankedModel(**{**models[0].__dict__, "evidence": {"summary": "91% on cifar100 (most alike)"}})
     ranking = _ranking(models, notes=["ranked from class names only"])
     text = str(ranking)
     assert "predicted accuracy (80% interval)" in text and "parameters" in text
     assert "91.0% (86-94)" in text and "350M" in text and "25.6M" in text
     assert "also published as nielsr/convnext-xlarge" in text and "note: ranked from class names only" in text
+    assert "why: 91% on cifar100 (most alike)" in text
     markdown = ranking.to_markdown()
+    assert "<br>why: 91% on cifar100 (most alike)" in markdown
     assert "| predicted accuracy (80% interval) | parameters |" in markdown and "> **Note:** ranked from" in markdown
     record = json.loads(json.dumps(ranking.to_dict()))["models"][0]
     assert record["predicted_accuracy"] == 0.91
     assert record["predicted_accuracy_interval"] == pytest.approx([0.86, 0.94])
-    assert record["num_parameters"] == 350_000_000 and record["evidence"] is None
+    assert record["num_parameters"] == 350_000_000
+    assert record["evidence"] == {"summary": "91% on cifar100 (most alike)"}
     assert record["aliases"] == ["nielsr/convnext-xlarge"]
     frame = ranking.to_pandas()
     assert {"predicted_accuracy", "predicted_accuracy_interval", "num_parameters", "evidence"} <= set(frame.columns)

@@ -32,6 +32,7 @@ from chart import chart_svg
 from hf_spider.bundled import bundled_dataset, list_bundled, list_bundled_datasets
 from hf_spider.cards import hub_url
 from hf_spider.errors import HfSpiderError, InvalidInputError
+from hf_spider.ranking import evidence_text
 from hf_spider.units import format_accuracy, format_parameter_count
 from hf_spider.widget import load_code
 
@@ -279,6 +280,8 @@ def rank_dataset(dataset: Any, name: str, *, selectors: Mapping[str, str], top_k
     revision = f" @ `{ranking.selector_revision[:12]}`" if ranking.selector_revision else ""
     summary = (f"Ranked **{len(ranking)}** models for **{name}** ({kind}) with selector "
                f"`{ranking.selector}`{revision} in **{ranking.seconds:.2f} s**.")
+    summary += "".join(f"\n- **Why #{m.rank} {m.model_id}:** {evidence_text(m.evidence)}" for m in ranking[:3]
+                       if evidence_text(m.evidence))
     summary += "".join(f"\n- {note}" for note in ranking.all_notes())
     summary += f"\n\nLoad the top model for fine-tuning: `{load_code(ranking[0].model_id, ranking[0].task_type)}`"
     result = SpaceResult(summary=summary, table=table, chart=chart_svg(payload["models"], front), ranking=payload)
