@@ -400,7 +400,7 @@ def offline_mode() -> bool:
 
 def model_load_error(model_id: str, revision: str | None, err: BaseException) -> HfSpiderError:
     """The error to raise when Transformers cannot load ``model_id``: it names the model and the fix."""
-    where = f"{model_id!r}" + (f" at revision {revision[:12]}" if revision else "")
+    where = f"{model_id!r}" + (f" at revision {revision}" if revision else "")
     if is_unreachable(err) or (offline_mode() and not is_local(model_id)):
         return HubUnreachableError(
             f"Cannot load {where}: the Hub is unreachable (offline, or no network) and the model is not in the local "
