@@ -50,23 +50,27 @@ def _selector(name_or_path: str | None, *, modality: str | None, revision: str |
 
 def _dataset(ref: str):
     """``bundled:<name>`` → the packaged sample dataset; anything else is passed on (Hub id or folder)."""
-    from .bundled import bundled_dataset
+    from .bundled import resolve_dataset_ref
 
-    return bundled_dataset(ref.split(":", 1)[1]) if ref.startswith("bundled:") else ref
+    return resolve_dataset_ref(ref)
 
 
-def _modality(dataset: Any) -> str | None:
-    import datasets
+def _modality(dataset: Any, input_column: str | None = None) -> str | None:
+    """The dataset's modality from its features (``None``: unknown until its rows are read)."""
+    from .data import dataset_modality
 
-    features = getattr(dataset, "features", None)
-    if features is None and isinstance(dataset, str):
-        try:
-            features = datasets.load_dataset_builder(dataset).info.features
-        except Exception:  # metadata is optional: fall back to the default selector
-            return None
-    if features is None:
-        return None
-    return "image" if any(isinstance(f, datasets.Image) for f in features.values()) else "text"
+    return dataset_modality(dataset, input_column=input_column)
+
+
+def _matching_selector(args: argparse.Namespace, dataset: Any):
+    """The selector the user named (refused if its modality is not the dataset's), else the bundled one for the
+    dataset's modality."""
+    modality = _modality(dataset, args.input_column)
+    selector = _selector(args.selector, modality=modality, revision=args.revision, token_source=args.token_source,
+                         local_models=getattr(args, "local_models", False))
+    if modality is not None:
+        selector.check_modality(modality, dataset_name=args.dataset)
+    return selector
 
 
 def _print_json(payload: Any) -> None:
@@ -88,12 +92,20 @@ def _finite(value: Any) -> Any:
 
 
 def cmd_rank(args: argparse.Namespace) -> int:
+    from .units import parse_parameter_count
+
+    max_parameters = parse_parameter_count(args.max_params) if args.max_params else None
     dataset = _dataset(args.dataset)
-    selector = _selector(args.selector, modality=_modality(dataset) if args.selector is None else None,
-                         revision=args.revision, token_source=args.token_source, local_models=args.local_models)
+    selector = _matching_selector(args, dataset)
     ranking = selector.rank(dataset, split=args.split, input_column=args.input_column,
-                            label_column=args.label_column, top_k=args.top_k, rerank=args.rerank,
-                            verbose=not (args.json or args.quiet))
+                            label_column=args.label_column, top_k=None if args.pareto else args.top_k,
+                            rerank=args.rerank, verbose=not (args.json or args.markdown or args.quiet),
+                            max_parameters=max_parameters)
+    if args.pareto:  # the front over the whole zoo: small models that rank low overall belong on it
+        ranking = ranking.pareto()
+        if not len(ranking):
+            raise HfSpiderError("No model of this zoo has a known parameter count, so there is no accuracy/size "
+                                "front to show; rank without --pareto.")
     if args.json:
         _print_json(ranking.to_dict())
     elif args.markdown:
@@ -188,8 +200,7 @@ def cmd_card_dataset(args: argparse.Namespace) -> int:
     if args.dataset.startswith("bundled:"):
         raise HfSpiderError("A bundled sample has no card to write into; pass a dataset folder or a Hub dataset id.")
     check_dataset_ref(args.dataset)  # before loading the selector: a typo fails at once
-    selector = _selector(args.selector, modality=_modality(args.dataset) if args.selector is None else None,
-                         revision=args.revision, token_source=args.token_source, local_models=args.local_models)
+    selector = _matching_selector(args, args.dataset)
     result = write_dataset_widget(
         args.dataset, selector=selector, repo_id=args.repo_id, space=None if args.no_badge else args.space,
         top_k=args.top_k, split=args.split, input_column=args.input_column, label_column=args.label_column,
@@ -313,6 +324,10 @@ def build_parser() -> argparse.ArgumentParser:
     rank.add_argument("--top-k", type=int, default=10, help="models to show (default: 10)")
     rank.add_argument("--rerank", type=int, metavar="K", help="re-rank the top K with forward passes of those models "
                                                               "(default: the selector's rerank_k; 0 = tokens only)")
+    rank.add_argument("--max-params", metavar="N", help="only models with at most N parameters, e.g. 100M, 1.5B, "
+                                                        "25000K (models of unknown size are left out)")
+    rank.add_argument("--pareto", action="store_true", help="only the models that no other model beats on both "
+                                                            "predicted accuracy (or score) and size")
     _output_flags(rank, markdown=True)
     rank.set_defaults(func=cmd_rank)
 
@@ -431,59 +446,86 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 @contextlib.contextmanager
-def _progress_bars(enabled: bool):
-    """``--json`` / ``--quiet``: no progress bars from datasets, transformers or huggingface_hub either (restored
-    afterwards), so stdout and stderr stay clean for scripts."""
-    if enabled:
-        yield
-        return
+def _quiet_libraries(quiet: bool):
+    """Keep third-party noise off the terminal, restoring every setting afterwards.
+
+    Always: no Transformers "Loading weights" bar or info/warnings (loading the task encoder takes a second).
+    ``--json`` / ``--markdown`` / ``--quiet``: also no datasets or huggingface_hub progress bars and no Python
+    warnings, so stdout and stderr stay clean for scripts. hf-spider's own bars follow ``verbose=`` in the library.
+    """
+    import warnings
+
     import datasets
     from huggingface_hub import utils as hf_utils
     from transformers.utils import logging as tf_logging
 
-    was = (datasets.is_progress_bar_enabled(), not hf_utils.are_progress_bars_disabled(),
-           tf_logging.is_progress_bar_enabled())
-    datasets.disable_progress_bars()
-    hf_utils.disable_progress_bars()
+    tf_bar, tf_level = tf_logging.is_progress_bar_enabled(), tf_logging.get_verbosity()
+    ds_bar, hub_bar = datasets.is_progress_bar_enabled(), not hf_utils.are_progress_bars_disabled()
     tf_logging.disable_progress_bar()
-    try:
-        yield
-    finally:
-        for enabled_before, enable in zip(was, (datasets.enable_progress_bars, hf_utils.enable_progress_bars,
-                                                tf_logging.enable_progress_bar)):
-            if enabled_before:
-                enable()
+    tf_logging.set_verbosity_error()
+    with warnings.catch_warnings():
+        if quiet:
+            warnings.simplefilter("ignore")
+            datasets.disable_progress_bars()
+            hf_utils.disable_progress_bars()
+        try:
+            yield
+        finally:
+            tf_logging.set_verbosity(tf_level)
+            for enabled_before, enable in ((tf_bar, tf_logging.enable_progress_bar),
+                                           (ds_bar, datasets.enable_progress_bars),
+                                           (hub_bar, hf_utils.enable_progress_bars)):
+                if enabled_before:
+                    enable()
+
+
+def _first_line(err: BaseException) -> str:
+    text = str(err).strip()
+    return text.splitlines()[0] if text else type(err).__name__
+
+
+def _report(err: Exception) -> int:
+    """One line on stderr and the exit code for an error that is not a bug; re-raises anything else."""
+    from huggingface_hub.errors import HfHubHTTPError
+
+    from .hub import HubUnreachableError, is_unreachable
+
+    if isinstance(err, HubUnreachableError):
+        print(f"hf-spider: {_first_line(err)}", file=sys.stderr)
+        return EXIT_UNREACHABLE
+    if isinstance(err, HfSpiderError) and is_unreachable(err):  # its own message says what to do instead
+        print(f"hf-spider: error: {err}", file=sys.stderr)
+        return EXIT_UNREACHABLE
+    if is_unreachable(err):  # the same cause, raised by datasets / transformers / huggingface_hub
+        print(f"hf-spider: the Hub could not be reached (offline, or no network): {_first_line(err)} Retry when "
+              "online, or pass a local folder or bundled:<name>.", file=sys.stderr)
+        return EXIT_UNREACHABLE
+    if isinstance(err, (HfSpiderError, FileNotFoundError)):
+        print(f"hf-spider: error: {_first_line(err) if isinstance(err, FileNotFoundError) else err}", file=sys.stderr)
+        return EXIT_USER_ERROR
+    if isinstance(err, PermissionError):  # a destination the checks up front could not foresee (a file, not a folder)
+        print(f"hf-spider: error: permission denied: {err.filename or err}. Make it writable or choose another "
+              "destination.", file=sys.stderr)
+        return EXIT_USER_ERROR
+    if isinstance(err, HfHubHTTPError):  # 401/403/404 from the Hub: not logged in, no access, no such repo
+        print(f"hf-spider: error: the Hub refused the request: {_first_line(err)} (log in with `hf auth login`, "
+              "check the id and your access)", file=sys.stderr)
+        return EXIT_USER_ERROR
+    raise err
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(levelname)s %(message)s")
-    from huggingface_hub.errors import HfHubHTTPError
-
-    from .hub import HubUnreachableError
-
-    quiet = getattr(args, "json", False) or getattr(args, "quiet", False)
+    quiet = any(getattr(args, flag, False) for flag in ("json", "markdown", "quiet"))
     try:
-        with _progress_bars(not quiet):
+        with _quiet_libraries(quiet):
             return args.func(args)
-    except HubUnreachableError as err:
-        print(f"hf-spider: {err}", file=sys.stderr)
-        return EXIT_UNREACHABLE
-    except (HfSpiderError, FileNotFoundError) as err:
-        print(f"hf-spider: error: {err}", file=sys.stderr)
-        return EXIT_USER_ERROR
-    except PermissionError as err:  # a destination the checks up front could not foresee (e.g. a file, not a folder)
-        print(f"hf-spider: error: permission denied: {err.filename or err}. Make it writable or choose another "
-              "destination.", file=sys.stderr)
-        return EXIT_USER_ERROR
-    except HfHubHTTPError as err:  # 401/403/404 from the Hub: not logged in, no access, no such repo
-        first = str(err).splitlines()[0] if str(err) else type(err).__name__
-        print(f"hf-spider: error: the Hub refused the request: {first} (log in with `hf auth login`, check the id "
-              "and your access)", file=sys.stderr)
-        return EXIT_USER_ERROR
     except KeyboardInterrupt:
         print("hf-spider: interrupted", file=sys.stderr)
         return EXIT_INTERRUPTED
+    except Exception as err:  # noqa: BLE001 - _report re-raises anything that is not a known failure
+        return _report(err)
 
 
 if __name__ == "__main__":

@@ -337,3 +337,85 @@ def dataset_label_names(
     if len(present) < 2:
         raise InvalidInputError(f"Column {label_column!r} has {len(present)} class(es); ranking needs two or more.")
     return [names[i] for i in present]
+
+
+_IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff")
+_TEXT_SUFFIXES = (".csv", ".tsv", ".json", ".jsonl", ".txt")
+
+
+def dataset_modality(
+    dataset: Any, *, input_column: str | None = None, revision: str | None = None
+) -> Modality | None:
+    """``"image"`` or ``"text"``: what a dataset's input column holds, read from its features where possible.
+
+    Works for a ``Dataset``/``DatasetDict``, a ``save_to_disk`` folder, a folder of images or of CSV/JSON files, a
+    single CSV/JSON file, and a Hub id (from its metadata; no data file is downloaded).
+
+    Returns:
+        The modality, or ``None`` when it cannot be told without reading the data (e.g. a Hub dataset without
+        metadata).
+
+    Raises:
+        HubUnreachableError: a Hub id, and the Hub cannot be reached.
+    """
+    import datasets
+
+    if isinstance(dataset, (datasets.DatasetDict, datasets.IterableDatasetDict)):
+        dataset = next(iter(dataset.values()), None)
+    features = getattr(dataset, "features", None)
+    if features is None and isinstance(dataset, (str, Path)):
+        path = Path(dataset)
+        if (path / "state.json").is_file() or (path / "dataset_dict.json").is_file():  # Dataset.save_to_disk
+            return dataset_modality(datasets.load_from_disk(str(path)), input_column=input_column)
+        if path.is_file():
+            return "text" if path.suffix.lower() in _TEXT_SUFFIXES else None
+        if path.is_dir():
+            features = _folder_features(path)  # a card's dataset_info declares them
+            if features is not None:
+                return _features_modality(features, input_column)
+            text = False
+            for file in path.rglob("*"):  # the folder's file names, not its rows; stops at the first image
+                suffix = file.suffix.lower()
+                if suffix in _IMAGE_SUFFIXES:
+                    return "image"
+                text = text or suffix in _TEXT_SUFFIXES
+            return "text" if text else None
+        features = _hub_features(str(dataset), revision=revision)
+    return None if features is None else _features_modality(features, input_column)
+
+
+def _features_modality(features: Any, input_column: str | None) -> Modality | None:
+    import datasets
+
+    if input_column is not None and input_column in features:
+        feature = features[input_column]
+        return "image" if isinstance(feature, datasets.Image) else ("text" if _is_string(feature) else None)
+    if any(isinstance(f, datasets.Image) for f in features.values()):
+        return "image"
+    return "text" if any(_is_string(f) for f in features.values()) else None
+
+
+def _folder_features(path: Path):
+    import datasets
+
+    try:
+        return datasets.load_dataset_builder(str(path)).info.features
+    except Exception as err:  # a folder datasets cannot read as a dataset: its file names decide
+        logger.info("No declared features in %s (%s).", path, err)
+        return None
+
+
+def _hub_features(dataset_id: str, *, revision: str | None):
+    import datasets
+
+    from .hub import HubUnreachableError, is_unreachable
+
+    try:
+        return datasets.load_dataset_builder(dataset_id, revision=revision).info.features
+    except Exception as err:  # builders fail in many ways (no metadata, gated, a loading script)
+        if is_unreachable(err):
+            raise HubUnreachableError(f"Cannot read the metadata of the dataset {dataset_id!r}: the Hub is "
+                                      "unreachable (offline, or no network). Connect, or pass a local folder.") \
+                from err
+        logger.info("No metadata for %s (%s); its modality is read from the data.", dataset_id, err)
+        return None

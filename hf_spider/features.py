@@ -71,8 +71,6 @@ class FeatureExtractor:
         device: str | torch.device = "cpu",
         trust_remote_code: bool = False,
     ) -> None:
-        from transformers import AutoConfig, AutoImageProcessor, AutoModel, AutoTokenizer
-
         if modality not in ("image", "text"):
             raise InvalidInputError(f"modality must be 'image' or 'text', got {modality!r}.")
         if batch_size < 1:
@@ -81,16 +79,26 @@ class FeatureExtractor:
         self.batch_size, self.max_length, self.device = batch_size, max_length, torch.device(device)
         self.path = resolve_model_path(model_id)
         kwargs: dict[str, Any] = {"revision": revision, "trust_remote_code": trust_remote_code}
-        if modality == "image":
+        try:
+            self._load(kwargs)
+        except OSError as err:  # Transformers' "can't load" errors neither name the model nor say "offline"
+            from .hub import model_load_error
+
+            raise model_load_error(model_id, revision, err) from err
+
+    def _load(self, kwargs: dict[str, Any]) -> None:
+        from transformers import AutoConfig, AutoImageProcessor, AutoModel, AutoTokenizer
+
+        if self.modality == "image":
             self.processor = AutoImageProcessor.from_pretrained(self.path, **kwargs)
         else:
             self.processor = AutoTokenizer.from_pretrained(self.path, **kwargs)
         config = AutoConfig.from_pretrained(self.path, **kwargs)
         self.model, self.has_head, self._use_pooler = None, False, True
-        if any(a.endswith(_HEAD_SUFFIXES[modality]) for a in getattr(config, "architectures", None) or ()):
+        if any(a.endswith(_HEAD_SUFFIXES[self.modality]) for a in getattr(config, "architectures", None) or ()):
             self._load_with_head(config, kwargs)
         if self.model is None:
-            self.model, info = weights.from_pretrained(AutoModel, self.path, model_id=model_id,
+            self.model, info = weights.from_pretrained(AutoModel, self.path, model_id=self.model_id,
                                                        output_loading_info=True, **kwargs)
             # A checkpoint saved without its pooler (e.g. ViT*ForImageClassification) gets a *random* pooler from
             # AutoModel: pool the hidden states instead.

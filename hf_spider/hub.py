@@ -417,3 +417,49 @@ def load_zoo_tokens(
             raise err
     tokens[need] = values
     return tokens
+
+
+# --- telling "offline" apart from other failures -------------------------------------------------------------
+
+
+def is_unreachable(err: BaseException) -> bool:
+    """Whether ``err``, or an error it was raised from, means the Hub could not be reached: offline mode
+    (``HF_HUB_OFFLINE=1``) with nothing cached, a refused or dropped connection, a DNS failure or a timeout.
+
+    Libraries wrap these (datasets turns them into ``ConnectionError``, transformers into a bare ``OSError`` whose
+    ``__cause__`` is the real one), so the whole chain is walked.
+    """
+    from huggingface_hub.errors import LocalEntryNotFoundError, OfflineModeIsEnabled
+
+    network = (HubUnreachableError, LocalEntryNotFoundError, OfflineModeIsEnabled, ConnectionError, TimeoutError,
+               _transport_error())
+    seen: set[int] = set()
+    while err is not None and id(err) not in seen:
+        seen.add(id(err))
+        if isinstance(err, network):
+            return True
+        text = str(err).lower() if isinstance(err, OSError) else ""  # Transformers' plain OSErrors say it in words
+        if "offline mode" in text or "couldn't connect to" in text or "outgoing traffic has been disabled" in text:
+            return True
+        err = err.__cause__ or err.__context__
+    return False
+
+
+def offline_mode() -> bool:
+    """Whether ``HF_HUB_OFFLINE`` is set: Transformers then fails on uncached files with errors that do not say so
+    (e.g. "Can't load image processor ... make sure you don't have a local directory with the same name")."""
+    from huggingface_hub import constants
+
+    return bool(constants.HF_HUB_OFFLINE)
+
+
+def model_load_error(model_id: str, revision: str | None, err: BaseException) -> HfSpiderError:
+    """The error to raise when Transformers cannot load ``model_id``: it names the model and the fix."""
+    where = f"{model_id!r}" + (f" at revision {revision}" if revision else "")
+    if is_unreachable(err) or (offline_mode() and not is_local(model_id)):
+        return HubUnreachableError(
+            f"Cannot load {where}: the Hub is unreachable (offline, or no network) and the model is not in the local "
+            "cache. Connect once to download it, or pass a local folder of the model.")
+    first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+    return ArtifactError(f"Cannot load {where} with Transformers: {first} Check the model id and revision, log in "
+                         "for a gated or private model (`hf auth login`), or pass a local folder of the model.")

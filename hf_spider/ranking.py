@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any, overload
 
-from .hub import resolve_model_path
+import numpy as np
+
+from .errors import InvalidInputError
+from .units import format_accuracy, format_parameter_count
 
 
 @dataclass(frozen=True)
@@ -55,6 +58,7 @@ class RankedModel:
         """
         from transformers import AutoModelForImageClassification, AutoModelForSequenceClassification
 
+        from .hub import model_load_error, resolve_model_path
         from .weights import from_pretrained
 
         auto = AutoModelForImageClassification if self.task_type == "image-classification" else (
@@ -66,8 +70,16 @@ class RankedModel:
             kwargs.setdefault("id2label", dict(enumerate(names)))
             kwargs.setdefault("label2id", {n: i for i, n in enumerate(names)})
         kwargs.setdefault("ignore_mismatched_sizes", True)
-        return from_pretrained(auto, resolve_model_path(self.model_id), model_id=self.model_id, revision=self.revision,
-                               trust_remote_code=trust_remote_code, **kwargs)
+        try:
+            return from_pretrained(auto, resolve_model_path(self.model_id), model_id=self.model_id,
+                                   revision=self.revision, trust_remote_code=trust_remote_code, **kwargs)
+        except OSError as err:  # Transformers' bare "can't load / not cached / offline" errors name no model
+            raise model_load_error(self.model_id, self.revision, err) from err
+
+
+NO_ACCURACY_NOTE = ("this selector does not predict accuracy (it was not trained on measured fine-tuning accuracies): "
+                    "the fitness score only orders the models of this ranking.")
+SCORE_HELP = "fitness score: higher ranks first; only the order means something"
 
 
 class Ranking(Sequence[RankedModel]):
@@ -102,41 +114,179 @@ class Ranking(Sequence[RankedModel]):
     def __iter__(self) -> Iterator[RankedModel]:
         return iter(self.models)
 
+    @property
+    def predicts_accuracy(self) -> bool:
+        """Whether the selector gave a predicted accuracy (for at least one model of this ranking)."""
+        return any(m.predicted_accuracy is not None for m in self.models)
+
+    def all_notes(self) -> list[str]:
+        """``notes``, plus one line saying so when the selector cannot predict accuracy (shown by every output)."""
+        return list(self.notes) + ([] if self.predicts_accuracy or not self.models else [NO_ACCURACY_NOTE])
+
+    def _with(self, models: list[RankedModel], notes: Sequence[str] = ()) -> Ranking:
+        return Ranking(models, selector=self.selector, selector_revision=self.selector_revision, dataset=self.dataset,
+                       seconds=self.seconds, notes=(*self.notes, *notes))
+
+    def pareto(self) -> Ranking:
+        """The models no other model of this ranking beats on both predicted accuracy and size: the best choice at
+        each parameter budget, best first (ranks unchanged).
+
+        Accuracy is ``predicted_accuracy``, or the fitness score when the selector predicts none (then "beats"
+        means "ranks above"). Models of unknown size cannot be compared on size and are left out (a note says so).
+        """
+        sized = [m for m in self.models if m.num_parameters is not None]
+        left_out = len(self.models) - len(sized)
+        notes = [f"{left_out} model(s) of unknown size left out of the Pareto front."] if left_out else []
+        if not sized:
+            return self._with([], notes)
+        use_accuracy = all(m.predicted_accuracy is not None for m in sized)
+        quality = np.array([m.predicted_accuracy if use_accuracy else m.score for m in sized], dtype=np.float64)
+        size = np.array([m.num_parameters for m in sized], dtype=np.float64)
+        at_least = (quality[None, :] >= quality[:, None]) & (size[None, :] <= size[:, None])  # (i, j): j as good as i
+        strictly = (quality[None, :] > quality[:, None]) | (size[None, :] < size[:, None])
+        dominated = (at_least & strictly).any(axis=1)
+        return self._with([m for m, d in zip(sized, dominated) if not d], notes)
+
     def to_markdown(self) -> str:
-        """A Markdown table: rank, model, revision, score."""
-        rows = ["| rank | model | revision | score |", "|---:|---|---|---:|"]
+        """A Markdown table: rank, model, predicted accuracy with its 80 % interval, parameters, score; then the
+        notes."""
+        header = f"| rank | model | predicted accuracy (80% interval) | parameters | score ({SCORE_HELP}) |"
+        rows = [header, "|---:|---|---:|---:|---:|"]
         for m in self.models:
-            star = " (re-ranked)" if m.reranked else ""
-            rows.append(f"| {m.rank} | {m.model_id}{star} | {(m.revision or 'unpinned')[:12]} | {m.score:.4f} |")
+            name = m.model_id + (" (re-ranked)" if m.reranked else "")
+            if m.aliases:
+                name += f" (also published as {', '.join(m.aliases)})"
+            if evidence_text(m.evidence):
+                name += f"<br>why: {evidence_text(m.evidence)}"
+            rows.append(f"| {m.rank} | {name} | {format_accuracy(m.predicted_accuracy, m.predicted_accuracy_interval)}"
+                        f" | {format_parameter_count(m.num_parameters)} | {m.score:.4f} |")
+        notes = self.all_notes()
+        if notes:
+            rows += ["", *(f"> **Note:** {note}" for note in notes)]
         return "\n".join(rows)
 
+    def _records(self) -> list[dict[str, Any]]:
+        records = []
+        for m in self.models:
+            record = {k: v for k, v in asdict(m).items() if k != "label_names"}
+            interval = record["predicted_accuracy_interval"]
+            record["predicted_accuracy_interval"] = list(interval) if interval is not None else None
+            record["aliases"] = list(m.aliases)
+            records.append(record)
+        return records
+
     def to_pandas(self):
-        """A ``pandas.DataFrame`` with one row per model."""
+        """A ``pandas.DataFrame`` with one row per model; the notes are in ``frame.attrs["notes"]``."""
         import pandas as pd
 
-        return pd.DataFrame([{k: v for k, v in asdict(m).items() if k != "label_names"} for m in self.models])
+        frame = pd.DataFrame(self._records())
+        frame.attrs["notes"] = self.all_notes()
+        return frame
 
     def to_dict(self) -> dict[str, Any]:
-        """JSON-ready form (used by ``hf-spider rank --json``)."""
+        """JSON-ready form (used by ``hf-spider rank --json``): ``predicted_accuracy``,
+        ``predicted_accuracy_interval`` ``[low, high]``, ``num_parameters`` and ``evidence`` are ``null`` where the
+        selector does not know them (``notes`` then says so)."""
         return {
             "selector": self.selector,
             "selector_revision": self.selector_revision,
             "dataset": self.dataset,
             "seconds": round(self.seconds, 4),
-            "notes": list(self.notes),
-            "models": [{k: v for k, v in asdict(m).items() if k != "label_names"} for m in self.models],
+            "notes": self.all_notes(),
+            "models": self._records(),
         }
 
     def __str__(self) -> str:
         width = max([len(m.model_id) for m in self.models] + [5])
-        lines = [f"Ranking of {len(self)} models for {self.dataset} by {self.selector} ({self.seconds:.2f} s)",
-                 f"{'rank':>4}  {'model':<{width}}  {'revision':<12}  {'score':>8}"]
+        pinned = any(m.revision for m in self.models)
+        sized = any(m.num_parameters is not None for m in self.models)
+        acc_head = "predicted accuracy (80% interval)"
+        head = (f"{'rank':>4}  {'model':<{width}}  " + (f"{'revision':<12}  " if pinned else "")
+                + (f"{acc_head:>33}  " if self.predicts_accuracy else "") + (f"{'parameters':>10}  " if sized else "")
+                + f"{'score':>8}")
+        lines = [f"Ranking of {len(self)} models for {self.dataset} by {self.selector} ({self.seconds:.2f} s)", head]
         for m in self.models:
+            revision = f"{(m.revision or 'unpinned')[:12]:<12}  " if pinned else ""
+            accuracy = format_accuracy(m.predicted_accuracy, m.predicted_accuracy_interval)
+            accuracy = f"{accuracy:>33}  " if self.predicts_accuracy else ""
+            size = f"{format_parameter_count(m.num_parameters):>10}  " if sized else ""
             flag = "  re-ranked" if m.reranked else ""
-            revision = (m.revision or "unpinned")[:12]
-            lines.append(f"{m.rank:>4}  {m.model_id:<{width}}  {revision:<12}  {m.score:>8.4f}{flag}")
-        lines += [f"note: {note}" for note in self.notes]
+            lines.append(f"{m.rank:>4}  {m.model_id:<{width}}  {revision}{accuracy}{size}{m.score:>8.4f}{flag}")
+            if m.aliases:
+                lines.append(f"{'':>4}  also published as {', '.join(m.aliases)}")
+            why = evidence_text(m.evidence)
+            if why and m.rank <= 3:
+                lines.append(f"{'':>4}  why: {why}")
+        lines.append(f"score: {SCORE_HELP}.")
+        if not sized and self.models:
+            lines.append("parameters: not recorded in this selector's zoo.")
+        if not pinned and self.models:
+            lines.append("revision: unpinned (the zoo records no commit; models load from their main branch).")
+        lines += [f"note: {note}" for note in self.all_notes()]
         return "\n".join(lines)
 
     def __repr__(self) -> str:
         return f"Ranking(dataset={self.dataset!r}, selector={self.selector!r}, models={len(self)})"
+
+
+def evidence_text(evidence: dict[str, Any] | None) -> str:
+    """One line from a model's ``evidence``: its ``"summary"`` when given, else ``key: value`` pairs."""
+    if not evidence:
+        return ""
+    if isinstance(evidence.get("summary"), str):
+        return evidence["summary"]
+    return "; ".join(f"{k}: {v}" for k, v in evidence.items())
+
+
+def mirror_key(model_id: str) -> str | None:
+    """The name two mirrors of one model share (the repo name without its namespace), or ``None`` for a local
+    folder or a name without a namespace, which is never merged."""
+    if "/" not in model_id or model_id.count("/") > 1 or model_id.startswith((".", "/", "~")):
+        return None
+    return model_id.split("/", 1)[1].lower()
+
+
+def collapse_mirrors(models: Sequence[RankedModel]) -> list[RankedModel]:
+    """Show mirrors once: of the models with the same repo name under different namespaces (e.g.
+    ``nielsr/convnext-xlarge-224-22k`` and ``facebook/convnext-xlarge-224-22k``), keep the best-ranked one and list
+    the others in its ``aliases``. Order is kept; ranks are renumbered 1..n. The zoo itself keeps every model."""
+    kept: list[RankedModel] = []
+    first: dict[str, int] = {}
+    extra: dict[int, list[str]] = {}
+    for m in models:
+        key = mirror_key(m.model_id)
+        if key is not None and key in first:
+            extra.setdefault(first[key], []).extend([m.model_id, *m.aliases])
+            continue
+        if key is not None:
+            first[key] = len(kept)
+        kept.append(m)
+    return [replace(m, rank=r + 1, aliases=(*m.aliases, *extra.get(r, ()))) for r, m in enumerate(kept)]
+
+
+def select_models(
+    models: Sequence[RankedModel], *, top_k: int | None = None, max_parameters: int | None = None
+) -> tuple[list[RankedModel], list[str]]:
+    """What a ranking shows, from every zoo model best first: mirrors collapsed, models above ``max_parameters``
+    left out, then the best ``top_k``. Returns ``(models, notes)``.
+
+    Raises:
+        InvalidInputError: ``max_parameters`` is not positive, or no model of known size fits within it.
+    """
+    notes: list[str] = []
+    models = collapse_mirrors(models)
+    if max_parameters is not None:
+        if max_parameters <= 0:
+            raise InvalidInputError(f"max_parameters must be positive, got {max_parameters}.")
+        unknown = sum(m.num_parameters is None for m in models)
+        fits = [m for m in models if m.num_parameters is not None and m.num_parameters <= max_parameters]
+        if not fits:
+            raise InvalidInputError(
+                f"No model of this zoo is known to have at most {format_parameter_count(max_parameters)} parameters"
+                + (f" ({unknown} of unknown size)" if unknown else "") + "; raise the budget or drop it.")
+        notes.append(f"only models with at most {format_parameter_count(max_parameters)} parameters ("
+                     f"{len(fits)} of {len(models)}" + (f"; {unknown} of unknown size left out" if unknown else "")
+                     + ").")
+        models = [replace(m, rank=r + 1) for r, m in enumerate(fits)]
+    return list(models[:top_k] if top_k else models), notes
+

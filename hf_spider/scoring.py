@@ -237,7 +237,6 @@ def approximate_performance(
 
 def add_score_command(subparsers: Any) -> argparse.ArgumentParser:
     """Register ``hf-spider score`` on an ``argparse`` subparsers object and return its parser."""
-    from .estimators import ESTIMATORS
 
     score = subparsers.add_parser(
         "score", help="score models on a dataset with transferability estimators",
@@ -245,7 +244,7 @@ def add_score_command(subparsers: Any) -> argparse.ArgumentParser:
                     "with the seconds spent in forward passes and in each estimator. Features are cached.")
     score.add_argument("--models", nargs="+", required=True, help="Hub model ids or local folders")
     score.add_argument("--dataset", required=True, help="Hub dataset id, local folder, or bundled:<name>")
-    score.add_argument("--estimator", action="append", choices=sorted(ESTIMATORS), dest="estimators",
+    score.add_argument("--estimator", action="append", choices=estimator_names(), dest="estimators",
                        help="estimator to apply; repeat for several (default: logme)")
     score.add_argument("--split", help="dataset split (default: train)")
     score.add_argument("--input-column", help="image or text column (default: inferred)")
@@ -258,13 +257,25 @@ def add_score_command(subparsers: Any) -> argparse.ArgumentParser:
     return score
 
 
+def estimator_names() -> list[str]:
+    """The registered estimators' names, without importing them (scipy.stats alone takes seconds, and ``--help``
+    must be fast): one module per estimator in ``hf_spider/estimators``, each registered under its module name (a
+    test checks that ``ESTIMATORS`` has exactly these keys)."""
+    import importlib.util
+    import pkgutil
+
+    folders = importlib.util.find_spec(f"{__package__}.estimators").submodule_search_locations  # not imported
+    return sorted(m.name for m in pkgutil.iter_modules(folders)
+                  if not m.name.startswith("_") and m.name != "aggregate")
+
+
 def cmd_score(args: argparse.Namespace) -> int:
     """Handler of ``hf-spider score``: parse, call [`score_models`], print the table."""
     import json
 
-    from .cli import _dataset
+    from .bundled import resolve_dataset_ref
 
-    table = score_models(args.models, _dataset(args.dataset), estimators=args.estimators or ["logme"],
+    table = score_models(args.models, resolve_dataset_ref(args.dataset), estimators=args.estimators or ["logme"],
                          split=args.split, input_column=args.input_column, label_column=args.label_column,
                          shots_per_class=args.shots_per_class, cache_dir=args.cache_dir, verbose=not args.json)
     print(json.dumps(table.to_dict(), indent=2) if args.json else str(table))

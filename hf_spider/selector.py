@@ -23,14 +23,14 @@ from . import hub
 from .accuracy import ACCURACY_JSON, ACCURACY_TENSORS, AccuracyModel, load_accuracy_model, ranked_fields
 from .cards import selector_card
 from .config import SelectorConfig
-from .data import Modality, TaskSample, dataset_label_names, readable_label, sample_task
+from .data import Modality, TaskSample, dataset_label_names, dataset_modality, readable_label, sample_task
 from .errors import ArtifactError, HfSpiderError, InvalidInputError, ZooError
 from .files import atomic_write_bytes, atomic_write_text, replace_folder
 from .fitness import FitnessNetwork, merge_rerank
 from .fitness_weights import load_fitness
 from .ids import check_model_id, check_selector_name
 from .limits import MAX_CONFIG_BYTES, MAX_ZOO_BYTES, read_bounded_text
-from .ranking import RankedModel, Ranking
+from .ranking import RankedModel, Ranking, select_models
 from .tokens import TaskEncoder, TaskToken, standardized_prototypes, token_bytes, token_sha256
 from .training import TrainingConfig, TrainingTask, train_spider
 from .zoo import ZooMixin
@@ -173,12 +173,28 @@ class SpiderSelector(
         Selectors with ``task_token_kind="label_names"`` read only the class names (from the dataset's metadata when
         it has a ``ClassLabel`` column), so a Hub dataset is ranked without downloading its data.
         """
-        if self.config.task_token_kind == "label_names":
+        if self.config.task_token_kind == "label_names":  # no sample is drawn, so check the modality here
+            self.check_modality(dataset_modality(dataset, input_column=input_column, revision=revision),
+                                dataset_name=_describe(dataset, split))
             names = dataset_label_names(dataset, split=split, label_column=label_column, revision=revision)
             return self.label_name_token(names)
         sample = self._sample(dataset, split=split, input_column=input_column, label_column=label_column, seed=seed,
                               revision=revision)
         return self._sample_token(sample, verbose=verbose)
+
+    def check_modality(self, modality: str | None, *, dataset_name: str = "the dataset") -> None:
+        """Refuse a dataset whose inputs are not what this selector's zoo reads (``None``: unknown, not checked).
+
+        Raises:
+            InvalidInputError: naming both modalities and the fix.
+        """
+        if modality is not None and modality != self.config.modality:
+            raise InvalidInputError(
+                f"The selector {self.config.name!r} ranks {self.config.modality} models, but {dataset_name} holds "
+                f"{modality} inputs. Use {'an' if modality == 'image' else 'a'} {modality} selector (e.g. --selector "
+                f"bundled:hubzoo-{modality}), or pass "
+                "the right input column."
+            )
 
     def label_name_token(self, label_names: list[str]) -> TaskToken:
         """A task token from class names alone (for selectors with ``task_token_kind="label_names"``)."""
@@ -208,6 +224,7 @@ class SpiderSelector(
         seed: int = 0,
         revision: str | None = None,
         verbose: bool = True,
+        max_parameters: int | None = None,
     ) -> Ranking:
         """Rank the zoo for a dataset, best first.
 
@@ -223,9 +240,12 @@ class SpiderSelector(
             seed: Seed of the class-balanced sample.
             revision: Dataset revision, for a Hub id.
             verbose: Show progress bars.
+            max_parameters: Show only models with at most this many parameters (models of unknown size are left
+                out; a note says how many).
 
         Returns:
-            A [`Ranking`]; ``ranking[0].load()`` gives the best model ready for fine-tuning.
+            A [`Ranking`] (mirrors of one model shown once, with their ``aliases``); ``ranking[0].load()`` gives
+            the best model ready for fine-tuning.
 
         Raises:
             InvalidInputError: unusable dataset or arguments (the message says how to fix it).
@@ -245,7 +265,7 @@ class SpiderSelector(
         if not k:
             task = self.task_token(dataset, split=split, input_column=input_column, label_column=label_column,
                                    seed=seed, revision=revision, verbose=verbose)
-            return self.rank_task(task, top_k=top_k, dataset_name=name, start=start)
+            return self.rank_task(task, top_k=top_k, dataset_name=name, start=start, max_parameters=max_parameters)
         sample = self._sample(dataset, split=split, input_column=input_column, label_column=label_column, seed=seed,
                               revision=revision)
         task = self._sample_token(sample, verbose=verbose)
@@ -258,7 +278,7 @@ class SpiderSelector(
             rescored = self.fitness(self.model_tokens, protos, None, extra, mask)[0]
         final = merge_rerank(base, rescored, top).numpy().astype(np.float64)
         return self._ranking(final, task, top_k=top_k, dataset_name=name, start=start,
-                             reranked={int(i) for i in top})
+                             reranked={int(i) for i in top}, max_parameters=max_parameters)
 
     def _sample(self, dataset: Any, **kwargs: Any) -> TaskSample:
         sample = sample_task(dataset, shots_per_class=self.config.shots_per_class, **kwargs)
@@ -283,7 +303,7 @@ class SpiderSelector(
         entry = self.zoo[index]
         try:
             features = extract_features(entry.model_id, sample, revision=entry.revision, verbose=verbose).features
-        except OSError as err:  # Transformers' and huggingface_hub's "cannot load / not cached / offline" errors
+        except (OSError, hub.HubUnreachableError, ArtifactError) as err:  # cannot load / not cached / offline
             raise ZooError(
                 f"Re-ranking runs the top models, and {entry.model_id!r} could not be loaded ({err}). Rank with "
                 "rerank=0 (CLI: --rerank 0) for the token-only ranking, or make the model reachable (network, a "
@@ -292,15 +312,17 @@ class SpiderSelector(
         return standardized_prototypes(torch.as_tensor(features), sample.labels, sample.num_classes)
 
     def rank_task(
-        self, task: TaskToken, *, top_k: int | None = None, dataset_name: str = "task", start: float | None = None
+        self, task: TaskToken, *, top_k: int | None = None, dataset_name: str = "task", start: float | None = None,
+        max_parameters: int | None = None,
     ) -> Ranking:
         """Rank the zoo for an already-computed task token (token-only stage)."""
         start = time.perf_counter() if start is None else start
-        return self._ranking(self.score(task), task, top_k=top_k, dataset_name=dataset_name, start=start)
+        return self._ranking(self.score(task), task, top_k=top_k, dataset_name=dataset_name, start=start,
+                             max_parameters=max_parameters)
 
     def _ranking(self, scores: np.ndarray, task: TaskToken, *, top_k: int | None, dataset_name: str, start: float,
-                 reranked: set[int] = frozenset()) -> Ranking:
-        order = np.argsort(-scores, kind="stable")[: top_k or len(scores)]
+                 reranked: set[int] = frozenset(), max_parameters: int | None = None) -> Ranking:
+        order = np.argsort(-scores, kind="stable")  # every model: mirrors and the size budget are applied below
         extra = ranked_fields(self.accuracy, [self.zoo[i] for i in order], task.prototypes, task.label_names,
                               num_models=len(scores))  # size, licence; predicted accuracy + evidence if calibrated
         labels = tuple(task.label_names)  # one tuple shared by every entry
@@ -310,8 +332,9 @@ class SpiderSelector(
                         label_names=labels, **fields)
             for r, (i, fields) in enumerate(zip(order, extra))
         ]
+        models, notes = select_models(models, top_k=top_k, max_parameters=max_parameters)
         return Ranking(models, selector=self.config.name, selector_revision=self.revision, dataset=dataset_name,
-                       seconds=time.perf_counter() - start)
+                       seconds=time.perf_counter() - start, notes=notes)
 
     # --- serialisation (huggingface_hub ModelHubMixin) -----------------------------------------------------
 

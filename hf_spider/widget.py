@@ -20,7 +20,8 @@ from .errors import ArtifactError, InvalidInputError
 from .hub import is_local, read_card_text, write_repo_files
 from .ids import md_code, md_escape, md_url, py_literal
 from .limits import ensure_writable
-from .ranking import Ranking
+from .ranking import Ranking, evidence_text
+from .units import format_accuracy, format_parameter_count
 
 logger = logging.getLogger(__name__)
 
@@ -69,7 +70,10 @@ def render_widget(
         raise InvalidInputError("The ranking is empty; nothing to write into the card.")
     date = date or _dt.datetime.now(_dt.timezone.utc).date()
     models = [{"rank": m.rank, "model_id": m.model_id, "score": m.score, "code": load_code(m.model_id, m.task_type),
-               "url": m.model_id if is_local(m.model_id) else hub_url(m.model_id)} for m in ranking]
+               "url": m.model_id if is_local(m.model_id) else hub_url(m.model_id), "aliases": ", ".join(m.aliases),
+               "why": evidence_text(m.evidence),
+               "accuracy": format_accuracy(m.predicted_accuracy, m.predicted_accuracy_interval),
+               "parameters": format_parameter_count(m.num_parameters)} for m in ranking]
     selector_url = ranking.selector if is_local(ranking.selector) else hub_url(ranking.selector)
     dataset = dataset_id or ranking.dataset
     reproduce = shlex.join(["hf-spider", "rank", dataset, "--selector", ranking.selector]
@@ -77,7 +81,7 @@ def render_widget(
     return Template(template("dataset_widget.md"), trim_blocks=True, lstrip_blocks=True).render(
         md=md_escape, code=md_code, url=md_url, reproduce=reproduce,  # every id is escaped where it is written
         selector=ranking.selector, selector_revision=ranking.selector_revision, selector_url=selector_url,
-        date=str(date), models=models, dataset=dataset, badge=BADGE,
+        date=str(date), models=models, dataset=dataset, badge=BADGE, notes=ranking.all_notes(),
         space_url=space_link(dataset_id, space=space) if (dataset_id and space) else None,
     ).strip() + "\n"
 

@@ -500,3 +500,9 @@ def test_score_zoo_scores_every_model_in_order():
         score_zoo(zoo, y, ["leep"], source_probs_by_model={"good": probs})
     with pytest.raises(InvalidInputError, match="Unknown estimator"):
         score_zoo(zoo, y, ["logme", "bogus"])
+
+
+def test_cli_lists_the_registered_estimators_without_importing_them():
+    from hf_spider.scoring import estimator_names
+
+    assert estimator_names() == sorted(ESTIMATORS)

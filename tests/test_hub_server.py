@@ -244,8 +244,9 @@ record("fresh_cache", lambda: SpiderSelector.from_pretrained({SELECTOR!r}, cache
     assert run["token_sha"] == [e["token_sha256"] for e in info["new_zoo"]]
     assert "reading the remaining tokens from the selector's mirror" in out["_stderr"]
     assert out["load"]["ok"] == MODELS  # the cached selector is used while the Hub is down
-    err = out["load_model"]  # the model weights were never downloaded: Transformers says so
-    assert err["error"] == "OSError" and "couldn't connect" in err["message"].lower()
+    err = out["load_model"]  # the model weights were never downloaded: the error names the model and says why
+    assert err["error"] == "HubUnreachableError" and "unreachable" in err["message"]
+    assert any(repr(m) in err["message"] for m in MODELS) and "HfSpiderError" in err["mro"]
     err = out["fresh_cache"]
     assert err["error"] == "HubUnreachableError" and "cannot be reached" in err["message"]
     assert not (tmp_path / "fresh").exists() or [p for p in (tmp_path / "fresh").rglob("*") if p.is_file()] == []
@@ -290,11 +291,12 @@ record("ghost", lambda: RankedModel(rank=1, model_id="test-org/ghost", revision=
     assert "RevisionNotFoundError" in out["_stderr"]
     err = out["model"]
     assert err["error"] == "ArtifactError" and info["dead_model"] in err["message"]
-    err = out["load"]
-    assert err["error"] in ("OSError", "RevisionNotFoundError") and info["dead_model"] in err["message"]
+    err = out["load"]  # Transformers' OSError, wrapped: the model, the revision and the fix
+    assert err["error"] in ("ArtifactError", "RevisionNotFoundError") and info["dead_model"] in err["message"]
+    assert MODELS[0] in err["message"]
     assert "test-org/ghost" in out["_stderr"]  # the unknown model's token: a warning, then the mirror copy
     err = out["ghost"]
-    assert err["error"] in ("OSError", "RepositoryNotFoundError") and "test-org/ghost" in err["message"]
+    assert err["error"] in ("ArtifactError", "RepositoryNotFoundError") and "test-org/ghost" in err["message"]
     assert not any((home / "hub").rglob(f"*{info['dead_selector']}*"))
     _homes_are_clean(home)
 

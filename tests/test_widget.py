@@ -52,22 +52,34 @@ def _outside(text: str) -> tuple[str, str]:
 
 
 def test_render_widget_content():
-    block = render_widget(_ranking([0.9, 0.5, 0.1]), dataset_id="org/ds", date=datetime.date(2026, 11, 28))
+    import dataclasses
+
+    ranking = _ranking([0.9, 0.5, 0.1])
+    ranking.models[0] = dataclasses.replace(ranking.models[0], predicted_accuracy=0.91,
+                                            predicted_accuracy_interval=(0.86, 0.94), num_parameters=86_567_656)
+    ranking.models[1] = dataclasses.replace(ranking.models[1], aliases=("mirror/resnet-50",))
+    ranking.notes = ("ranked from class names only",)
+    block = render_widget(ranking, dataset_id="org/ds", date=datetime.date(2026, 11, 28))
     assert block == (
         "## Which model should I fine-tune on this dataset?\n"
         "\n"
         "Ranked by [hf-spider](https://github.com/hf-spider/hf-spider) (Model Spider) with the selector\n"
         "[`org/spider-vision`](https://huggingface.co/org/spider-vision) at revision `0123456789ab`,\n"
-        "on 2026-11-28. Scores only order the models of one ranking; fine-tune the top ones to choose.\n"
+        "on 2026-11-28. Predicted accuracy is the fine-tuning accuracy the selector expects, with its 80% interval; "
+        "the score\n"
+        "only orders the models of one ranking. Fine-tune the top ones to choose.\n"
         "\n"
-        "| rank | model | score | load it |\n"
-        "|---:|---|---:|---|\n"
-        "| 1 | [google/vit-base-patch16-224](https://huggingface.co/google/vit-base-patch16-224) | 0.9000 | "
-        "`AutoModelForImageClassification.from_pretrained(\"google/vit-base-patch16-224\")` |\n"
-        "| 2 | [microsoft/resnet-50](https://huggingface.co/microsoft/resnet-50) | 0.5000 | "
+        "| rank | model | predicted accuracy (80% interval) | parameters | score | load it |\n"
+        "|---:|---|---:|---:|---:|---|\n"
+        "| 1 | [google/vit-base-patch16-224](https://huggingface.co/google/vit-base-patch16-224) | 91.0% (86-94) | "
+        "86.6M | 0.9000 | `AutoModelForImageClassification.from_pretrained(\"google/vit-base-patch16-224\")` |\n"
+        "| 2 | [microsoft/resnet-50](https://huggingface.co/microsoft/resnet-50) (also published as "
+        "mirror/resnet-50) | n/a | ? | 0.5000 | "
         "`AutoModelForImageClassification.from_pretrained(\"microsoft/resnet-50\")` |\n"
-        "| 3 | [facebook/convnext-tiny-224](https://huggingface.co/facebook/convnext-tiny-224) | 0.1000 | "
+        "| 3 | [facebook/convnext-tiny-224](https://huggingface.co/facebook/convnext-tiny-224) | n/a | ? | 0.1000 | "
         "`AutoModelForImageClassification.from_pretrained(\"facebook/convnext-tiny-224\")` |\n"
+        "\n"
+        "> **Note:** ranked from class names only\n"
         "\n"
         "[![Rank models for this dataset in the hf-spider Space]"
         "(https://huggingface.co/datasets/huggingface/badges/resolve/main/open-in-hf-spaces-sm.svg)]"
@@ -76,6 +88,7 @@ def test_render_widget_content():
         "Reproduce: `hf-spider rank org/ds --selector org/spider-vision --revision " + SHA + "`\n"
     )
     no_badge = render_widget(_ranking([0.9, 0.5, 0.1], revision=None), dataset_id=None, date="2026-01-01")
+    assert no_badge.count("does not predict accuracy") == 1  # a selector without accuracies says so, once
     assert "spaces/" not in no_badge and "at revision" not in no_badge and "2026-01-01" in no_badge
 
 

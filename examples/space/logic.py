@@ -27,15 +27,25 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from chart import chart_svg
+
 from hf_spider.bundled import bundled_dataset, list_bundled, list_bundled_datasets
 from hf_spider.cards import hub_url
 from hf_spider.errors import HfSpiderError, InvalidInputError
+from hf_spider.ranking import evidence_text
+from hf_spider.units import format_accuracy, format_parameter_count
 from hf_spider.widget import load_code
 
 SOURCES = ("Bundled sample", "Upload", "Hub dataset")
+AUTO_SELECTOR = "automatic (by the dataset's modality)"
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff")
-TABLE_HEADERS = ["rank", "model", "score", "load it"]
-TABLE_TYPES = ["number", "markdown", "number", "markdown"]
+TABLE_HEADERS = ["rank", "model", "predicted accuracy (80% interval)", "parameters", "score", "Pareto front"]
+TABLE_TYPES = ["number", "markdown", "str", "str", "number", "str"]
+EXPLAIN = ("**How to read this.** *Predicted accuracy* is the fine-tuning accuracy the selector expects on your data, "
+           "with an 80% interval (only selectors trained on measured accuracies give one; others show n/a). "
+           "*Score* is the selector's raw output: higher ranks first, but the number means nothing outside this "
+           "ranking. The chart puts each model's accuracy (or score) against its size; orange points are the "
+           "Pareto front, the best choice at each size.")
 MAX_UPLOAD_IMAGES = 5000
 BASELINE_ESTIMATORS = ("logme", "leep", "hscore")
 
@@ -165,15 +175,23 @@ def _load_hub_dataset(hub_id: str, split: str):
     try:
         return datasets.load_dataset(hub_id, split=split)
     except (FileNotFoundError, ValueError, ConnectionError) as err:  # unknown id, bad split, offline
+        if _offline(err):
+            raise InvalidInputError(f"Could not load the Hub dataset {hub_id!r}: this Space is offline (the Hub "
+                                    "cannot be reached from here). Try a bundled sample or an upload.") from err
         raise InvalidInputError(f"Could not load the Hub dataset {hub_id!r} (split {split!r}): {err}") from err
+
+
+def _offline(err: BaseException) -> bool:
+    from hf_spider.hub import is_unreachable, offline_mode
+
+    return is_unreachable(err) or offline_mode()
 
 
 def modality(dataset: Any) -> str:
     """``"image"`` if the dataset has an image column, else ``"text"``."""
-    import datasets
+    from hf_spider.data import dataset_modality
 
-    features = getattr(dataset, "features", None) or {}
-    return "image" if any(isinstance(f, datasets.Image) for f in features.values()) else "text"
+    return dataset_modality(dataset) or "text"
 
 
 # --- ranking ---------------------------------------------------------------------------------------------------
@@ -232,32 +250,41 @@ class SpaceResult:
 
     summary: str
     table: list[list[Any]]
-    chart: Any  # pandas.DataFrame with columns model, score
+    chart: str  # SVG in HTML, built from the same models as the table ("" on an error)
     baselines_md: str = ""
     ranking: dict[str, Any] = field(default_factory=dict)
 
 
 def rank_dataset(dataset: Any, name: str, *, selectors: Mapping[str, str], top_k: int = 10,
-                 with_baselines: bool = False, baselines: Baselines | None = None) -> SpaceResult:
-    """Rank the zoo of the selector matching ``dataset``'s modality; optionally add the estimator baselines.
+                 with_baselines: bool = False, baselines: Baselines | None = None,
+                 selector: str | None = None) -> SpaceResult:
+    """Rank the zoo of the selector matching ``dataset``'s modality (or of ``selector``, the user's pick); optionally
+    add the estimator baselines.
 
     Raises:
-        InvalidInputError: no selector is configured for the dataset's modality.
+        InvalidInputError: no selector is configured for the dataset's modality, or the picked one ranks the other
+            modality.
     """
-    import pandas as pd
-
     kind = modality(dataset)
-    if kind not in selectors:
+    ref = selector if selector and selector != AUTO_SELECTOR else selectors.get(kind)
+    if ref is None:
         raise InvalidInputError(f"No {kind} selector is configured here (have: {sorted(selectors) or 'none'}).")
-    selector = load_selector(str(selectors[kind]))
-    ranking = selector.rank(dataset, top_k=int(top_k), verbose=False)
-    table = [[m.rank, _model_link(m.model_id), round(m.score, 4), f"`{load_code(m.model_id, m.task_type)}`"]
+    spider = load_selector(str(ref))
+    spider.check_modality(kind, dataset_name=name)
+    ranking = spider.rank(dataset, top_k=int(top_k), verbose=False)
+    front = {m.model_id for m in ranking.pareto()}
+    table = [[m.rank, _model_link(m.model_id), format_accuracy(m.predicted_accuracy, m.predicted_accuracy_interval),
+              format_parameter_count(m.num_parameters), round(m.score, 4), "yes" if m.model_id in front else ""]
              for m in ranking]
-    chart = pd.DataFrame({"model": [m.model_id for m in ranking], "score": [m.score for m in ranking]})
+    payload = ranking.to_dict()
     revision = f" @ `{ranking.selector_revision[:12]}`" if ranking.selector_revision else ""
     summary = (f"Ranked **{len(ranking)}** models for **{name}** ({kind}) with selector "
                f"`{ranking.selector}`{revision} in **{ranking.seconds:.2f} s**.")
-    result = SpaceResult(summary=summary, table=table, chart=chart, ranking=ranking.to_dict())
+    summary += "".join(f"\n- **Why #{m.rank} {m.model_id}:** {evidence_text(m.evidence)}" for m in ranking[:3]
+                       if evidence_text(m.evidence))
+    summary += "".join(f"\n- {note}" for note in ranking.all_notes())
+    summary += f"\n\nLoad the top model for fine-tuning: `{load_code(ranking[0].model_id, ranking[0].task_type)}`"
+    result = SpaceResult(summary=summary, table=table, chart=chart_svg(payload["models"], front), ranking=payload)
     if with_baselines:
         result.baselines_md = baselines_markdown(ranking, dataset, baselines or default_baselines)
     return result
@@ -273,6 +300,9 @@ def baselines_markdown(ranking: Any, dataset: Any, baselines: Baselines) -> str:
     except BaselinesUnavailable as err:
         return f"**Baselines not available.** {err}"
     except (HfSpiderError, OSError) as err:  # OSError: a model that cannot be downloaded or loaded
+        if _offline(err):
+            return (f"**Baselines failed: offline.** The Hub cannot be reached from here, so the models cannot be "
+                    f"downloaded and run. ({err})")
         return f"**Baselines failed.** {err}"
     header = ["model", f"hf-spider ({ranking.seconds:.2f} s)"] + [
         f"{r['name']} ({r['seconds']:.2f} s)" for r in results]
@@ -297,22 +327,32 @@ def _model_link(model_id: str) -> str:
 
 
 def error_result(message: str) -> SpaceResult:
-    import pandas as pd
-
-    return SpaceResult(summary=f"**Error:** {message}", table=[], chart=pd.DataFrame({"model": [], "score": []}))
+    """What the page shows on an error: the message, an empty table and an empty chart (nothing stale)."""
+    return SpaceResult(summary=f"**Error:** {message}", table=[], chart="")
 
 
 def run(source: str, bundled: str | None, files: Any, hub_id: str | None, split: str | None, top_k: int,
-        with_baselines: bool, *, selectors: Mapping[str, str], baselines: Baselines | None = None) -> SpaceResult:
-    """One click of "Rank models": user mistakes become a message on the page, never a traceback."""
+        with_baselines: bool, *, selectors: Mapping[str, str], baselines: Baselines | None = None,
+        selector: str | None = None) -> SpaceResult:
+    """One click of "Rank models": user mistakes and an unreachable Hub become a message on the page, never a
+    traceback."""
     paths = [getattr(f, "name", f) for f in (files or [])] if isinstance(files, (list, tuple)) else (
         [getattr(files, "name", files)] if files else [])
     try:
         dataset, name = resolve_dataset(source, bundled=bundled, files=paths, hub_id=hub_id, split=split or None)
         return rank_dataset(dataset, name, selectors=selectors, top_k=top_k, with_baselines=with_baselines,
-                            baselines=baselines)
-    except HfSpiderError as err:
-        return error_result(str(err))
+                            baselines=baselines, selector=selector)
+    except (HfSpiderError, OSError) as err:  # OSError: transformers / datasets failing to fetch something
+        if _offline(err):
+            return error_result(f"offline: the Hub cannot be reached from here, and this needs it. {err}")
+        if isinstance(err, HfSpiderError):
+            return error_result(str(err))
+        raise
+
+
+def selector_choices(selectors: Mapping[str, str]) -> list[str]:
+    """The selector picker's options: automatic first, then the configured and the bundled selectors."""
+    return [AUTO_SELECTOR, *dict.fromkeys([*selectors.values(), *list_bundled()])]
 
 
 def preselect(query: Mapping[str, str]) -> tuple[str, str | None, str]:
@@ -344,12 +384,10 @@ def build_app(*, selectors: Mapping[str, str] | None = None, baselines: Baseline
     selectors = dict(selectors if selectors is not None else default_selectors())
     datasets_ = list_bundled_datasets()
 
-    def on_rank(source, bundled, files, hub_id, split, top_k, with_baselines):
+    def on_rank(source, bundled, files, hub_id, split, top_k, with_baselines, selector):
         r = run(source, bundled, files, hub_id, split, top_k, with_baselines, selectors=selectors,
-                baselines=baselines)
-        scores = list(r.chart["score"]) or [0.0]
-        chart = gr.BarPlot(value=r.chart, y_lim=[min(0.0, *scores), max(0.0, *scores)])  # bars start at zero
-        return r.summary, r.table, chart, r.baselines_md
+                baselines=baselines, selector=selector)
+        return r.summary, r.table, r.chart, r.baselines_md  # the chart is rebuilt (or cleared) with the table
 
     def on_source(source):
         return (gr.update(visible=source == "Bundled sample"), gr.update(visible=source == "Upload"),
@@ -369,25 +407,30 @@ def build_app(*, selectors: Mapping[str, str] | None = None, baselines: Baseline
             "`labels.csv` (`file_name,label`); or one `.csv` of texts (`text,label`)."
         )
         with gr.Row():
-            with gr.Column(scale=1):
+            with gr.Column(scale=1, min_width=260):
                 source = gr.Radio(list(SOURCES), value="Bundled sample", label="Dataset source")
                 bundled = gr.Dropdown(datasets_, value=datasets_[0] if datasets_ else None, label="Bundled sample")
                 files = gr.File(file_count="multiple", file_types=[".zip", ".csv", "image"], label="Upload",
-                                visible=False)
+                                elem_id="upload", visible=False)
                 hub_id = gr.Textbox(label="Hub dataset id", placeholder="uoft-cs/cifar10", visible=False)
                 split = gr.Textbox(value="train", label="Split (Hub datasets)")
                 top_k = gr.Slider(1, 30, value=10, step=1, label="Models to show")
+                selector = gr.Dropdown(selector_choices(selectors), value=AUTO_SELECTOR, label="Selector")
                 with_baselines = gr.Checkbox(label="Also run the estimator baselines (slow: runs every model)")
                 button = gr.Button("Rank models", variant="primary")
-            with gr.Column(scale=3):
+            with gr.Column(scale=4):
                 summary = gr.Markdown(elem_id="summary")
-                table = gr.Dataframe(headers=TABLE_HEADERS, datatype=TABLE_TYPES, label="Ranked models",
-                                     interactive=False, wrap=True, elem_id="ranking",
-                                     column_widths=["7%", "27%", "9%", "57%"])
-                chart = gr.BarPlot(x="model", y="score", label="Scores", sort="-y", elem_id="chart")
+                gr.Markdown(EXPLAIN, elem_id="explain")
+                with gr.Row(equal_height=False):  # the chart and the table side by side; they wrap on a narrow page
+                    with gr.Column(scale=2, min_width=360):
+                        chart = gr.HTML(elem_id="chart", label="Accuracy against size")
+                    with gr.Column(scale=3, min_width=500):
+                        table = gr.Dataframe(headers=TABLE_HEADERS, datatype=TABLE_TYPES, label="Ranked models",
+                                             interactive=False, wrap=True, elem_id="ranking",
+                                             column_widths=["7%", "35%", "18%", "13%", "13%", "14%"])
                 baselines_md = gr.Markdown(elem_id="baselines")
         source.change(on_source, source, [bundled, files, hub_id], api_name=False)
-        button.click(on_rank, [source, bundled, files, hub_id, split, top_k, with_baselines],
+        button.click(on_rank, [source, bundled, files, hub_id, split, top_k, with_baselines, selector],
                      [summary, table, chart, baselines_md], api_name="rank")
         demo.load(on_load, None, [source, bundled, files, hub_id], api_name=False)
     return demo

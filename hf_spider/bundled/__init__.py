@@ -51,3 +51,8 @@ def bundled_dataset(name: str):
     ds = datasets.load_from_disk(str(path))
     ds.info.dataset_name = f"bundled:{name}"  # so rankings say which sample they ranked
     return ds
+
+
+def resolve_dataset_ref(ref: str):
+    """``bundled:<name>`` → the packaged sample dataset; anything else (Hub id, folder) is returned unchanged."""
+    return bundled_dataset(ref.split(":", 1)[1]) if ref.startswith("bundled:") else ref
