@@ -235,7 +235,24 @@ def evidence_text(evidence: dict[str, Any] | None) -> str:
         return ""
     if isinstance(evidence.get("summary"), str):
         return evidence["summary"]
-    return "; ".join(f"{k}: {v}" for k, v in evidence.items())
+    parts = []
+    tasks = evidence.get("similar_tasks")
+    if isinstance(tasks, list) and tasks and all(isinstance(t, dict) for t in tasks):
+        parts.append("measured " + ", ".join(_task_result(t) for t in tasks))
+    same = evidence.get("same_label_set")
+    if same is not None:
+        parts.append("fine-tuned on this label set before" if same else "not fine-tuned on this label set")
+    rest = {k: v for k, v in evidence.items() if k not in ("similar_tasks", "same_label_set")}
+    parts += [f"{k}: {v}" for k, v in rest.items()]
+    return "; ".join(parts)
+
+
+def _task_result(task: dict[str, Any]) -> str:
+    """``"77% on dtd (similarity 0.86)"`` from one ``evidence["similar_tasks"]`` entry."""
+    accuracy, similarity = task.get("accuracy"), task.get("similarity")
+    text = f"{accuracy:.0%}" if isinstance(accuracy, (int, float)) else "?"
+    text += f" on {task.get('task', '?')}"
+    return text + (f" (similarity {similarity:.2f})" if isinstance(similarity, (int, float)) else "")
 
 
 def mirror_key(model_id: str) -> str | None:

@@ -111,3 +111,15 @@ def test_a_selector_without_accuracies_gives_null_and_says_so_once():
     assert text.count("does not predict accuracy") == 1 and "predicted accuracy (80%" not in text
     assert ranking.to_markdown().count("does not predict accuracy") == 1
     assert ranking.to_pandas().attrs["notes"] == [NO_ACCURACY_NOTE]
+
+
+def test_evidence_reads_as_a_sentence():
+    from hf_spider.ranking import evidence_text
+
+    evidence = {"similar_tasks": [{"task": "dtd", "similarity": 0.856, "accuracy": 0.77128},
+                                  {"task": "cifar100", "similarity": 0.84, "accuracy": 0.93273}],
+                "same_label_set": False}
+    assert evidence_text(evidence) == ("measured 77% on dtd (similarity 0.86), 93% on cifar100 (similarity 0.84); "
+                                       "not fine-tuned on this label set")
+    assert evidence_text({"same_label_set": True}) == "fine-tuned on this label set before"
+    assert evidence_text(None) == "" and evidence_text({"summary": "s"}) == "s"
