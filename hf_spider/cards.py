@@ -97,6 +97,7 @@ def selector_card(
     zoo: list[dict[str, Any]],
     training: dict[str, Any] | None = None,
     rerank_k: int | None = None,
+    task_inputs: dict[str, Any] | None = None,
 ) -> ModelCard:
     """Render the selector's model card (``library_name: hf-spider``, tags, the zoo, how it was trained)."""
     data = ModelCardData(
@@ -119,4 +120,5 @@ def selector_card(
         zoo=zoo_rows,
         training=training or {},
         rerank_k=rerank_k,
+        task_inputs=task_inputs,
     )

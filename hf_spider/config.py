@@ -32,6 +32,7 @@ class SelectorConfig:
     rerank_k: int = 0  # default number of top models re-ranked with their own features (chosen on validation)
     fitness: FitnessConfig = field(default_factory=FitnessConfig)
     training: dict[str, Any] = field(default_factory=dict)  # how it was trained (filled by `train`)
+    task_inputs: dict[str, Any] = field(default_factory=dict)  # prior + task inputs (hf_spider.task_inputs); {} = none
     format_version: int = CONFIG_FORMAT_VERSION
 
     def __post_init__(self) -> None:
@@ -67,4 +68,8 @@ class SelectorConfig:
                 or not isinstance(config.task_encoder, str)):
             raise ArtifactError(f"config.json: unsupported modality/task_token_kind {config.modality!r}/"
                                 f"{config.task_token_kind!r}.")
+        if config.task_inputs:
+            from .task_inputs import TaskInputsConfig
+
+            TaskInputsConfig.from_dict(config.task_inputs)  # raises ArtifactError naming the bad field
         return config

@@ -27,6 +27,8 @@ from .data import Modality, TaskSample, dataset_label_names, readable_label, sam
 from .errors import ArtifactError, InvalidInputError, ZooError
 from .fitness import FitnessNetwork, merge_rerank
 from .ranking import RankedModel, Ranking
+from .task_inputs import PREFIX as TASK_INPUTS_PREFIX
+from .task_inputs import TaskInputs
 from .tokens import (
     TaskEncoder,
     TaskToken,
@@ -59,6 +61,8 @@ class SpiderSelector(
         zoo: The zoo's entries, in token order.
         model_tokens: ``(M, token_dim)`` tokens, row ``i`` for ``zoo[i]``.
         revision: Commit sha of the selector repo this was loaded from (``None`` for a folder or a new selector).
+        task_inputs: The model prior and task-input terms added to the fitness score (``hf_spider.task_inputs``);
+            ``None``: the fitness network alone.
 
     Example:
         ```python
@@ -77,6 +81,7 @@ class SpiderSelector(
         model_tokens: torch.Tensor | None = None,
         *,
         revision: str | None = None,
+        task_inputs: TaskInputs | None = None,
     ) -> None:
         self.config = config
         self.fitness = (fitness or FitnessNetwork(config.fitness)).eval()
@@ -88,6 +93,10 @@ class SpiderSelector(
                 f"model_tokens has shape {tuple(self.model_tokens.shape)}; expected ({len(self.zoo)}, "
                 f"{config.fitness.token_dim}) for a zoo of {len(self.zoo)} models."
             )
+        if task_inputs is not None and task_inputs.num_models != len(self.zoo):
+            raise InvalidInputError(f"task_inputs describe {task_inputs.num_models} models; the zoo has "
+                                    f"{len(self.zoo)}.")
+        self.task_inputs = task_inputs
         self._encoder: TaskEncoder | None = None
 
     # --- building ------------------------------------------------------------------------------------------
@@ -187,8 +196,15 @@ class SpiderSelector(
                 f"Task prototypes have width {task.prototypes.shape[1]}, this selector expects "
                 f"{self.config.fitness.task_dim} (from {self.config.task_encoder})."
             )
-        scores = self.fitness(self.model_tokens, task.prototypes.unsqueeze(0))  # (1, M)
-        return scores[0].numpy().astype(np.float64)
+        if self.task_inputs is not None and not self.task_inputs.config.network_weight:
+            fitness = torch.zeros(len(self.zoo))  # the network is not part of this selector's score
+        else:
+            fitness = self.fitness(self.model_tokens, task.prototypes.unsqueeze(0))[0]  # (M,)
+        return self._combine(fitness, task).numpy().astype(np.float64)
+
+    def _combine(self, fitness: torch.Tensor, task: TaskToken) -> torch.Tensor:
+        """The fitness scores plus the prior and task-input terms, when this selector has them. ``(M,)``."""
+        return fitness if self.task_inputs is None else self.task_inputs.score(fitness, task.prototypes)
 
     def rank(
         self,
@@ -249,7 +265,7 @@ class SpiderSelector(
         protos = task.prototypes.unsqueeze(0)  # (1, C, d)
         with torch.no_grad():
             extra, mask = self.fitness.ptm_tokens([ptm], len(self.zoo), protos.shape[1])
-            rescored = self.fitness(self.model_tokens, protos, None, extra, mask)[0]
+            rescored = self._combine(self.fitness(self.model_tokens, protos, None, extra, mask)[0], task)
         final = merge_rerank(base, rescored, top).numpy().astype(np.float64)
         return self._ranking(final, task, top_k=top_k, dataset_name=name, start=start,
                              reranked={int(i) for i in top})
@@ -301,8 +317,9 @@ class SpiderSelector(
                         label_names=tuple(task.label_names))
             for r, i in enumerate(order)
         ]
+        notes = ["ranked from class names only"] if self.config.task_token_kind == "label_names" else []
         return Ranking(models, selector=self.config.name, selector_revision=self.revision, dataset=dataset_name,
-                       seconds=time.perf_counter() - start)
+                       seconds=time.perf_counter() - start, notes=notes)
 
     # --- serialisation (huggingface_hub ModelHubMixin) -----------------------------------------------------
 
@@ -312,6 +329,8 @@ class SpiderSelector(
             atomic_write_bytes(save_directory / entry.mirror, token_bytes(
                 tok, model_id=entry.model_id, selector=self.config.name, selector_revision=self.revision))
         state = {k: v.contiguous() for k, v in self.fitness.state_dict().items()}
+        if self.task_inputs is not None:
+            state.update(self.task_inputs.tensors())
         atomic_write_bytes(save_directory / "model.safetensors", st_save(state, metadata={"format": "pt"}))
         atomic_write_text(save_directory / "zoo.json", hub.dump_zoo(self.zoo, selector=self.config.name))
         atomic_write_text(save_directory / "config.json", json.dumps(asdict(self.config), indent=2, sort_keys=True))
@@ -320,6 +339,7 @@ class SpiderSelector(
             task_token_kind=self.config.task_token_kind, shots_per_class=self.config.shots_per_class,
             token_dim=self.config.fitness.token_dim, num_layers=self.config.fitness.num_layers,
             zoo=[asdict(e) for e in self.zoo], training=self.config.training,
+            task_inputs=self.task_inputs.describe() if self.task_inputs is not None else None,
             rerank_k=self.config.rerank_k if self.config.fitness.ptm_widths else None,
         )
         atomic_write_text(save_directory / "README.md", str(card))
@@ -378,6 +398,7 @@ class SpiderSelector(
         fitness = FitnessNetwork(config.fitness)
         try:
             state = st_load((folder / "model.safetensors").read_bytes())
+            extra = {k: state.pop(k) for k in [k for k in state if k.startswith(TASK_INPUTS_PREFIX)]}
             fitness.load_state_dict(state)
         except FileNotFoundError as err:
             raise ArtifactError(f"{model_id} has no model.safetensors; it is not a complete selector.") from err
@@ -385,7 +406,13 @@ class SpiderSelector(
             raise ArtifactError(f"{model_id}/model.safetensors does not match config.json: {err}") from err
         tokens = hub.load_zoo_tokens(zoo, folder, dim=config.fitness.token_dim, token_source=token_source,
                                      token=token)
-        return cls(config, fitness, zoo, tokens, revision=sha)
+        task_inputs = None
+        if config.task_inputs:
+            task_inputs = TaskInputs.from_state(config.task_inputs, extra, len(zoo))
+        elif extra:
+            raise ArtifactError(f"{model_id}/model.safetensors holds task_inputs tensors but config.json has no "
+                                "task_inputs; the two files do not belong together.")
+        return cls(config, fitness, zoo, tokens, revision=sha, task_inputs=task_inputs)
 
     def __repr__(self) -> str:
         return (f"SpiderSelector(name={self.config.name!r}, modality={self.config.modality!r}, "

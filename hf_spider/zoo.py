@@ -133,6 +133,11 @@ class ZooMixin:
         if (probe_tasks is None) == (token is None):
             raise InvalidInputError("add_model needs exactly one of probe_tasks= (learn the token) or token= (e.g. "
                                     "selector.cold_start_token(model_id, probe_dataset)).")
+        if save_directory is not None and getattr(self, "task_inputs", None) is not None:
+            # model.safetensors holds one prior per model: updating zoo.json alone would leave the folder unloadable
+            raise InvalidInputError("This selector stores a per-model prior (task_inputs), so add_model cannot update "
+                                    "its folder in place; call add_model without save_directory, then "
+                                    "save_pretrained(folder).")
         if token is None:
             token = fit_model_token(self.fitness, self.model_tokens, probe_tasks, steps=steps, seed=seed)
         elif token.shape != (self.config.fitness.token_dim,) or not torch.isfinite(token).all():
@@ -150,6 +155,8 @@ class ZooMixin:
             atomic_write_text(folder / "zoo.json", hub.dump_zoo([*self.zoo, entry], selector=self.config.name))
         self.zoo.append(entry)
         self.model_tokens = torch.cat([self.model_tokens, token.unsqueeze(0)])
+        if getattr(self, "task_inputs", None) is not None:
+            self.task_inputs.extend()  # an average prior and unknown metadata for the new model
         return entry
 
     def _index(self, model_id: str) -> int:

@@ -91,7 +91,7 @@ def test_models_out_split_holds_out_a_fifth():
 
 @needs_data
 def test_fold_inputs_carry_nothing_of_the_held_out_target():
-    common, run = _bench("common"), _bench("run")
+    common, recipe = _bench("common"), _bench("recipe")
     records = load_transfergraph("image")
     prototypes = {t: torch.randn(3, 8) for t in records.targets}
     data = common.SideData(records, prototypes, np.zeros((len(records.models), 4), np.float32), [])
@@ -100,9 +100,23 @@ def test_fold_inputs_carry_nothing_of_the_held_out_target():
         tasks = common.training_tasks(data, train, seen)
         assert held not in [t.name for t in tasks]
         assert all(torch.isnan(t.performance[torch.as_tensor(~seen)]).all() for t in tasks)
-        before = run.spider_features(data, train, seen)
+        before = recipe.prior(data, train, seen), recipe.loo_priors(data, train, seen)
         data.records.accuracy[records.targets.index(held)] = np.random.default_rng(0).random(len(records.models))
-        assert np.array_equal(before, run.spider_features(data, train, seen))  # held-out accuracy is not used
+        after = recipe.prior(data, train, seen), recipe.loo_priors(data, train, seen)
+        assert np.array_equal(before[0], after[0]) and torch.equal(before[1], after[1])  # held-out accuracy unused
+
+
+@needs_data
+def test_a_training_targets_prior_never_holds_its_own_accuracies():
+    common, recipe = _bench("common"), _bench("recipe")
+    records = load_transfergraph("text")
+    data = common.SideData(records, {}, np.zeros((len(records.models), 4), np.float32), [])
+    train = records.targets[1:]
+    before = recipe.loo_priors(data, train, None)  # (T', M), row j: prior of training target train[j]
+    data.records.accuracy[records.targets.index(train[0])] = np.random.default_rng(1).random(len(records.models))
+    after = recipe.loo_priors(data, train, None)
+    assert torch.equal(before[0], after[0])  # its own accuracies do not enter its own prior ...
+    assert not torch.equal(before[1:], after[1:])  # ... but do enter the other training targets' priors
 
 
 @pytest.fixture

@@ -6,7 +6,9 @@ import numpy as np
 
 from hf_spider.hubzoo import load_transfergraph
 
-METHODS = ["logme", "reg_hscore", "source_accuracy", "num_parameters", "zoo_mean", "label_knn", "spider"]
+METHODS = ["logme", "reg_hscore", "source_accuracy", "num_parameters", "zoo_mean", "label_knn", "spider",
+           "spider@unrelated_labels", "spider@prior_only"]
+LOTO_ONLY = ("spider@unrelated_labels", "spider@prior_only")
 LEARNED = ("zoo_mean", "label_knn", "spider")
 COLUMNS = ["kendall_tau", "weighted_tau", "pearson", "regret_at_1", "regret_at_5"]
 NOTES_PATH_KEY = "_notes"
@@ -76,6 +78,43 @@ MiniLM task encoder, `label_prompt` "a photo of {}." (image) / "{}" (text). Abou
 """
 
 
+def _side_details(side: str, d: dict) -> list[str]:
+    """Bootstrap intervals, what each fold kept, each input's inner effect and the ranking time."""
+    lines = []
+    if d.get("bootstrap"):
+        lines += [f"### {side}: differences, paired bootstrap over targets (95 %)", "",
+                  "| comparison | metric | mean | 95 % interval | targets |", "|---|---|---|---|---|"]
+        for name, b in d["bootstrap"].items():
+            lines.append(f"| {name} | {b['metric']} | {b['mean']:+.4f} | [{b['low']:+.4f}, {b['high']:+.4f}] | "
+                         f"{b['targets']} |")
+        lines.append("")
+    for protocol in ("loto", "lmo"):
+        folds = d.get(protocol, {})
+        if not folds or "groups" not in next(iter(folds.values())):
+            continue
+        lines += [f"### {side} ({protocol}): what each fold's nested leave-one-target-out kept", "",
+                  "| held-out target | inputs kept | network epochs / weight | inner tau: prior -> kept inputs |",
+                  "|---|---|---|---|"]
+        for target, f in folds.items():
+            lines.append(f"| {target} | {', '.join(f['groups']) or 'none'} | {f['epochs']} / "
+                         f"{f['network_weight']} | {f['inner_tau_prior']:.3f} -> {f['inner_tau_chosen']:.3f} |")
+        gains = {}
+        for f in folds.values():
+            for group, gain in f["inner_gain_alone"].items():
+                gains.setdefault(group, []).append(gain)
+        lines += ["", "Each input's own effect (inner leave-one-target-out, prior + that input alone minus the "
+                  "prior, mean over folds; kept = folds that kept it):", ""]
+        lines += [f"- {g}: {np.mean(v):+.4f} (kept in {sum(g in f['groups'] for f in folds.values())} of "
+                  f"{len(folds)} folds)" for g, v in gains.items()]
+        lines.append("")
+    if d.get("ranking_time"):
+        t = d["ranking_time"]
+        lines += [f"Ranking time, warm (class names -> ranking of {t['models']} models, "
+                  f"`SpiderSelector.rank_task(label_name_token(...))`): median {t['median_s']:.3f} s, max "
+                  f"{t['max_s']:.3f} s over {t['repeats']} calls.", ""]
+    return lines
+
+
 def _mean(per_target: dict, targets: list[str], key: str) -> tuple[float, int]:
     values = [per_target[t][key] for t in targets if t in per_target and key in per_target[t]]
     values = [v for v in values if v is not None and np.isfinite(v)]
@@ -108,12 +147,14 @@ def render(payload: dict, notes: str = NOTES) -> str:
             lines.append("| method | targets | " + " | ".join(header) + " |")
             lines.append("|---" * (3 + len(COLUMNS) + len(extra)) + "|")
             for method in METHODS:
+                if suffix and method in LOTO_ONLY:
+                    continue
                 key = method + suffix if method in LEARNED else method
                 per_target = payload.get(key, {})
                 if not any(t in per_target for t in targets):
                     continue
                 cells = [_mean(per_target, targets, c) for c in COLUMNS + extra]
-                on_scored = "kendall_tau_logme_models" if method in LEARNED else "kendall_tau"
+                on_scored = "kendall_tau_logme_models" if method in LEARNED + LOTO_ONLY else "kendall_tau"
                 cells.append(_mean(per_target, scored, on_scored))
                 lines.append(f"| {key} | {cells[0][1]} | " + " | ".join(_fmt(v) for v, _ in cells) + " |")
             lines.append("")
@@ -130,9 +171,6 @@ def render(payload: dict, notes: str = NOTES) -> str:
             row = [_fmt(payload.get(k, {}).get(t, {}).get("kendall_tau", float("nan"))) for k in keys]
             lines.append(f"| {t} | " + " | ".join(row) + " |")
         lines.append("")
-        fold = details[side].get("loto", {})
-        if fold:
-            chosen = ", ".join(f"{t}: {v['epochs']}" for t, v in fold.items())
-            lines += [f"Epochs chosen by the inner leave-one-out (loto): {chosen}.", ""]
+        lines += _side_details(side, details[side])
     lines += [notes]
     return "\n".join(lines) + "\n"
