@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import importlib
 import sys
 from pathlib import Path
@@ -110,6 +111,7 @@ def test_fold_inputs_carry_nothing_of_the_held_out_target():
 def test_a_training_targets_prior_never_holds_its_own_accuracies():
     common, recipe = _bench("common"), _bench("recipe")
     records = load_transfergraph("text")
+    records = dataclasses.replace(records, accuracy=records.accuracy.copy())  # writable: the test changes it
     data = common.SideData(records, {}, np.zeros((len(records.models), 4), np.float32), [])
     train = records.targets[1:]
     before = recipe.loo_priors(data, train, None)  # (T', M), row j: prior of training target train[j]
@@ -143,3 +145,18 @@ def test_train_meta_spider_learns_a_ranking(one_thread):
                                config=MetaTrainingConfig(epochs=25, lr=2e-2, residual=False))
     scores = result.fitness(result.model_tokens, tasks[0].prototypes.unsqueeze(0))[0].detach().numpy()
     assert np.corrcoef(scores, perf.numpy())[0, 1] > 0.8
+
+
+@pytest.mark.parametrize("name", ["hubzoo-image", "hubzoo-text"])
+def test_bundled_hubzoo_selectors_carry_the_prior_and_zoo_metadata(name, selectors):
+    selector = selectors[name]
+    inputs = selector.task_inputs
+    assert inputs is not None and inputs.num_models == NUM_MODELS[name]
+    assert torch.isfinite(inputs.prior).all() and 0 < float(inputs.prior.median()) < 1  # mean rank in (0, 1]
+    side = name.split("-")[1]
+    assert all(e.pipeline_tag == f"{side}-classification" for e in selector.zoo)
+    assert sum(e.num_parameters is not None for e in selector.zoo) > 0.9 * NUM_MODELS[name]
+    card = (bundled_selector(name) / "README.md").read_text()
+    assert "× prior" in card and "class names and model metadata only" in card
+    ranking = selector.rank_task(selector.label_name_token(["negative", "positive"]), top_k=3)
+    assert ranking.notes == ("ranked from class names only",)

@@ -19,7 +19,7 @@ import shutil
 from dataclasses import asdict
 from pathlib import Path
 
-import numpy as np
+import pandas as pd
 import torch
 
 from hf_spider import hub
@@ -67,7 +67,7 @@ def make_selector(data: SideData, model: FoldModel, targets: list[str], training
     params = data.records.model_meta["num_parameters"]
     entries = [hub.ZooEntry(model_id=m, revision=None, task_type=f"{side}-classification",
                             token_sha256=token_sha256(tok), mirror=hub.mirror_name(m),
-                            num_parameters=int(params[m]) if not np.isnan(float(params[m])) else None,
+                            num_parameters=None if pd.isna(params[m]) else int(params[m]),
                             pipeline_tag=f"{side}-classification")
                for m, tok in zip(data.records.models, tokens)]
     return SpiderSelector(config, fitness, entries, tokens, task_inputs=inputs)
@@ -95,9 +95,13 @@ def build(side: str, out: Path | None = None) -> Path:
     targets = list(data.records.targets)
     inputs = model_side(data)
     model = fit(data, inputs, targets, None, recipe)
-    network = None
+    network, epochs = None, model.choice["epochs"]
     if not model.nets:
-        inner = {int(k.split("/")[0]): v for k, v in model.choice["inner_tau"].items() if not k.startswith("0/")}
+        inner: dict[int, float] = {}  # best inner tau of each trained epoch count, over the network weights > 0
+        for key, tau in model.choice["inner_tau"].items():
+            e, lam = key.split("/")
+            if int(e) and float(lam):
+                inner[int(e)] = max(inner.get(int(e), -1.0), tau)
         epochs = max(inner, key=inner.get) if inner else max(recipe.epoch_grid)
         network = train_meta_spider(training_tasks(data, targets), data.features, fitness_config=recipe.fitness,
                                     config=_net_config(recipe, epochs, 0), offsets=_offsets(
@@ -111,7 +115,7 @@ def build(side: str, out: Path | None = None) -> Path:
         "network epochs / weight (leave-one-target-out)": f"{model.choice['epochs']} / {model.network_weight}",
         "network": f"{len(model.nets)} seed(s) in the score" if model.nets else "trained, weight 0 in the score",
         **measured_effects(side),
-        **{k: v for k, v in asdict(_net_config(recipe, model.choice["epochs"], 0)).items() if k != "probe_epochs"},
+        **{k: v for k, v in asdict(_net_config(recipe, epochs, 0)).items() if k != "probe_epochs"},
     }
     selector = make_selector(data, model, targets, training, network)
     folder = out or BUNDLED / f"hubzoo-{side}"
@@ -124,14 +128,25 @@ def build(side: str, out: Path | None = None) -> Path:
     return folder
 
 
+def refresh_effects(side: str, folder: Path | None = None) -> Path:
+    """Re-save a built selector with the benchmark's current measured effects in its card (nothing retrained)."""
+    folder = folder or BUNDLED / f"hubzoo-{side}"
+    selector = SpiderSelector.from_pretrained(folder, token_source="mirror")
+    selector.config.training.update(measured_effects(side))
+    selector.save_pretrained(folder)
+    return folder
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--side", choices=["image", "text", "both"], default="both")
+    parser.add_argument("--effects-only", action="store_true",
+                        help="only refresh the measured effects (from benchmarks/hubzoo.json) in the saved card")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
     torch.set_num_threads(1)
     for side in ["image", "text"] if args.side == "both" else [args.side]:
-        print(build(side))
+        print(refresh_effects(side) if args.effects_only else build(side))
 
 
 if __name__ == "__main__":

@@ -90,7 +90,8 @@ def prior(data: SideData, targets: list[str], seen: np.ndarray | None) -> np.nda
     from .run import zoo_mean
 
     # memoised: the nested folds ask for the same target subsets many times (the ridge solve dominates)
-    key = (data.records.side, tuple(sorted(targets)), None if seen is None else seen.tobytes())
+    rows = data.accuracy[[data.records.targets.index(t) for t in sorted(targets)]]
+    key = (data.records.side, tuple(sorted(targets)), None if seen is None else seen.tobytes(), rows.tobytes())
     if key not in _PRIORS:
         _PRIORS[key] = zoo_mean(data, targets, seen) / 4 + 0.5  # zoo_mean is 4 * (mean rank - 0.5)
     return _PRIORS[key].copy()
