@@ -160,3 +160,20 @@ def test_bundled_hubzoo_selectors_carry_the_prior_and_zoo_metadata(name, selecto
     assert "× prior" in card and "class names and model metadata only" in card
     ranking = selector.rank_task(selector.label_name_token(["negative", "positive"]), top_k=3)
     assert ranking.notes == ("ranked from class names only",)
+
+
+def test_paired_bootstrap_and_shard_merge():
+    run = _bench("run")
+    a = {f"t{i}": 0.1 * i for i in range(10)}
+    shifted = {t: v + 0.05 for t, v in a.items()}
+    out = run.paired_bootstrap(shifted, a)
+    assert out["mean"] == pytest.approx(0.05) and out["low"] == pytest.approx(0.05) and out["targets"] == 10
+    noisy = {t: v + (0.1 if i % 2 else -0.1) for i, (t, v) in enumerate(a.items())}
+    out = run.paired_bootstrap(noisy, a)
+    assert out["low"] < 0 < out["high"]
+    shard = lambda ts: ({"spider": {t: {"kendall_tau": a[t]} for t in ts},  # noqa: E731
+                         "zoo_mean": {t: {"kendall_tau": a[t] - 0.01} for t in ts}},
+                        {"loto": {t: {} for t in ts}}, {t: {} for t in ts})
+    results, details, scores = run.finish_side([shard(["t0", "t1"]), shard(["t2", "t3", "t4"])])
+    assert set(results["spider"]) == set(details["loto"]) == set(scores) == {"t0", "t1", "t2", "t3", "t4"}
+    assert details["bootstrap"]["spider - zoo_mean"]["mean"] == pytest.approx(0.01)

@@ -212,8 +212,10 @@ def ranking_seconds(data: SideData, model, targets: list[str], repeats: int = 5)
             "models": len(selector.zoo), "classes": len(TIMING_NAMES), "repeats": repeats}
 
 
-def run_side(side: str, *, quick: bool = False) -> tuple[dict, dict, dict]:
-    """All methods, both protocols, on one side; returns ``({method: {target: metrics}}, details, scores)``."""
+def run_side(side: str, *, quick: bool = False, only: list[str] | None = None) -> tuple[dict, dict, dict]:
+    """All methods, both protocols, on one side; returns ``({method: {target: metrics}}, details, scores)``.
+
+    ``only``: held-out targets to run (a shard; ``finish_side`` adds the side-wide details once all are in)."""
     data = load_side(side)
     inputs = model_side(data)
     recipe = Recipe()
@@ -231,6 +233,7 @@ def run_side(side: str, *, quick: bool = False) -> tuple[dict, dict, dict]:
     details: dict[str, dict] = {}
     scores: dict[str, dict] = {}
     folds = loo_folds(targets)[: 2 if quick else None]
+    folds = [f for f in folds if only is None or f[0] in only]
     seen_lmo = models_out_split(len(models), LMO_FRACTION, LMO_SEED)
     model = None
     for held, train in folds:
@@ -270,8 +273,26 @@ def run_side(side: str, *, quick: bool = False) -> tuple[dict, dict, dict]:
     details["recipe"] = json.loads(json.dumps(asdict(recipe)))
     details["lmo_unseen_models"] = int((~seen_lmo).sum())
     details["unrelated_labels"] = unrelated
+    if only is None or targets[-1] in only:  # the fold of the last target: time a selector built from it
+        details["ranking_time"] = ranking_seconds(data, model, folds[-1][1])
+    return results, details, scores
+
+
+def finish_side(shards: list[tuple[dict, dict, dict]]) -> tuple[dict, dict, dict]:
+    """Merge the shards of one side (disjoint held-out targets) and add the paired bootstrap."""
+    results: dict[str, dict] = {}
+    details: dict = {}
+    scores: dict = {}
+    for r, d, sc in shards:
+        for method, per_target in r.items():
+            results.setdefault(method, {}).update(per_target)
+        for key, value in d.items():
+            if key in ("loto", "lmo"):
+                details.setdefault(key, {}).update(value)
+            else:
+                details[key] = value
+        scores.update(sc)
     details["bootstrap"] = bootstrap(results)
-    details["ranking_time"] = ranking_seconds(data, model, folds[-1][1])
     return results, details, scores
 
 
@@ -300,6 +321,10 @@ def main(argv: list[str] | None = None) -> None:
                         help="smoke test: 2 folds, tiny epoch grid, one seed; prints, writes nothing")
     parser.add_argument("--report-only", action="store_true", help="re-render HUBZOO.md from hubzoo.json")
     parser.add_argument("--threads", type=int, default=1, help="torch CPU threads (1: small models, no stalls)")
+    parser.add_argument("--targets", help="comma-separated held-out targets: run only these folds (a shard) and "
+                        "write them to --shard-out instead of the report")
+    parser.add_argument("--shard-out", type=Path, help="where a --targets shard is written (JSON)")
+    parser.add_argument("--merge-shards", type=Path, nargs="+", help="merge shard files of one --side into the report")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
     torch.set_num_threads(args.threads)
@@ -308,20 +333,43 @@ def main(argv: list[str] | None = None) -> None:
     if args.report_only:
         MD_PATH.write_text(render(json.loads(JSON_PATH.read_text())))
         return
+    if args.targets or args.merge_shards:
+        _shards(args, render)
+        return
     for side in ["image", "text"] if args.side == "both" else [args.side]:
         start = time.perf_counter()
-        results, details, scores = run_side(side, quick=args.quick)
+        results, details, scores = finish_side([run_side(side, quick=args.quick)])
         details["seconds"] = round(time.perf_counter() - start)
         details["command"] = f"python -m benchmarks.hubzoo.run --side {args.side}"
         if args.quick:  # a smoke test: print, never overwrite the reported results
             for method, per_target in sorted(results.items()):
                 taus = [m["kendall_tau"] for m in per_target.values()]
                 print(f"{side} {method:24s} mean kendall tau {np.nanmean(taus):.3f} over {len(taus)} targets")
-            print(json.dumps({k: details[k] for k in ("bootstrap", "ranking_time")}, indent=1))
+            print(json.dumps({k: details.get(k) for k in ("bootstrap", "ranking_time")}, indent=1))
             continue
         payload = merge_json(side, results, details, scores)
         MD_PATH.write_text(render(payload))
         print(f"{side}: done in {details['seconds']} s; wrote {JSON_PATH} and {MD_PATH}")
+
+
+def _shards(args: argparse.Namespace, render) -> None:
+    """``--targets`` runs one shard into ``--shard-out``; ``--merge-shards`` merges them into the report."""
+    if args.side == "both":
+        raise SystemExit("--targets / --merge-shards work on one --side.")
+    if args.targets:
+        start = time.perf_counter()
+        results, details, scores = run_side(args.side, only=args.targets.split(","))
+        details["seconds"] = round(time.perf_counter() - start)
+        args.shard_out.write_text(json.dumps({"results": results, "details": details, "scores": scores}))
+        return
+    shards = [json.loads(p.read_text()) for p in args.merge_shards]
+    results, details, scores = finish_side([(s["results"], s["details"], s["scores"]) for s in shards])
+    details["seconds"] = sum(s["details"]["seconds"] for s in shards)
+    details["command"] = (f"python -m benchmarks.hubzoo.run --side {args.side} --targets <a shard> --shard-out "
+                          f"<file> (x{len(shards)} in parallel), then --merge-shards <files>")
+    payload = merge_json(args.side, results, details, scores)
+    MD_PATH.write_text(render(payload))
+    print(f"{args.side}: merged {len(shards)} shards; wrote {JSON_PATH} and {MD_PATH}")
 
 
 if __name__ == "__main__":
