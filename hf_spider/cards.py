@@ -182,6 +182,7 @@ def selector_card(
     training: dict[str, Any] | None = None,
     rerank_k: int | None = None,
     accuracy: str | None = None,
+    task_inputs: dict[str, Any] | None = None,
 ) -> ModelCard:
     """Render the selector's model card (``library_name: hf-spider``, tags, the zoo, how it was trained; ``accuracy``:
     Markdown on its predicted accuracy and how well that is calibrated, when it has one)."""
@@ -208,4 +209,5 @@ def selector_card(
         training=training or {},
         rerank_k=rerank_k,
         accuracy=accuracy,
+        task_inputs=task_inputs,
     )

@@ -34,6 +34,7 @@ class SelectorConfig:
     rerank_k: int = 0  # default number of top models re-ranked with their own features (chosen on validation)
     fitness: FitnessConfig = field(default_factory=FitnessConfig)
     training: dict[str, Any] = field(default_factory=dict)  # how it was trained (filled by `train`)
+    task_inputs: dict[str, Any] = field(default_factory=dict)  # prior + task inputs (hf_spider.task_inputs); {} = none
     format_version: int = CONFIG_FORMAT_VERSION
 
     def __post_init__(self) -> None:
@@ -78,6 +79,10 @@ class SelectorConfig:
                 or not isinstance(config.task_encoder, str)):
             raise ArtifactError(f"config.json: unsupported modality/task_token_kind {config.modality!r}/"
                                 f"{config.task_token_kind!r}.")
+        if config.task_inputs:
+            from .task_inputs import TaskInputsConfig
+
+            TaskInputsConfig.from_dict(config.task_inputs)  # raises ArtifactError naming the bad field
         return config
 
 
@@ -156,6 +161,7 @@ SELECTOR_FIELDS = {
     "rerank_k": _integer(0, 100_000),
     "fitness": lambda value: None,  # checked field by field by check_fitness
     "training": _json_object,
+    "task_inputs": _json_object,  # its fields are checked by TaskInputsConfig.from_dict after this pass
     "format_version": lambda value: None,  # checked first, with its own message
 }
 

@@ -56,8 +56,10 @@ def read_header(data: bytes, *, source: str) -> dict[str, dict]:
     return header
 
 
-def load_fitness(path: Path, config: FitnessConfig, *, source: str) -> FitnessNetwork:
-    """The fitness network of ``config`` with the weights of ``path``, every check passed.
+def load_fitness(path: Path, config: FitnessConfig, *, source: str,
+                 extra_prefix: str | None = None) -> tuple[FitnessNetwork, dict[str, torch.Tensor]]:
+    """The fitness network of ``config`` with the weights of ``path``, every check passed, and the F32 tensors named
+    ``extra_prefix...`` that the file holds beside it (the selector's task inputs; their owner checks their shapes).
 
     Raises:
         FileNotFoundError: no ``model.safetensors``.
@@ -67,7 +69,8 @@ def load_fitness(path: Path, config: FitnessConfig, *, source: str) -> FitnessNe
     data = read_bounded(path, limit=MAX_WEIGHTS_BYTES, what=source)
     header = read_header(data, source=source)
     expected = expected_shapes(config)
-    missing, extra = sorted(set(expected) - set(header)), sorted(set(header) - set(expected))
+    side = {name for name in header if extra_prefix and name.startswith(extra_prefix)}
+    missing, extra = sorted(set(expected) - set(header)), sorted(set(header) - set(expected) - side)
     if missing or extra:
         raise ArtifactError(f"{source} does not match config.json: missing tensors {missing[:5]}, unexpected "
                             f"{extra[:5]}. Re-save the selector, or fix config.json's `fitness` sizes.")
@@ -78,7 +81,12 @@ def load_fitness(path: Path, config: FitnessConfig, *, source: str) -> FitnessNe
                 f"{source}: tensor {name!r} is {entry.get('dtype')} {tuple(entry['shape'])}, config.json implies F32 "
                 f"{shape}. The weights and config.json come from different selectors; re-save or re-download it."
             )
-    expected_bytes = 4 * sum(math.prod(shape) for shape in expected.values())
+    for name in side:
+        if header[name].get("dtype") != "F32":
+            raise ArtifactError(f"{source}: tensor {name!r} is {header[name].get('dtype')}, not F32; re-save the "
+                                "selector.")
+    shapes = [*expected.values(), *(tuple(header[name]["shape"]) for name in side)]
+    expected_bytes = 4 * sum(math.prod(shape) for shape in shapes)
     if len(data) - 8 - struct.unpack("<Q", data[:8])[0] != expected_bytes:
         raise ArtifactError(f"{source} holds {len(data):,} bytes, not what its tensors need; it is truncated or "
                             "padded. Re-download or re-save the selector.")
@@ -90,6 +98,7 @@ def load_fitness(path: Path, config: FitnessConfig, *, source: str) -> FitnessNe
     if bad:
         raise ArtifactError(f"{source}: tensor(s) {bad[:5]} hold NaN or inf, which would make every score NaN. The "
                             "weights are corrupt (or training diverged); re-download the selector or retrain it.")
+    extra_state = {name: state.pop(name) for name in side}
     network = FitnessNetwork(config)
     network.load_state_dict(state)
-    return network
+    return network, extra_state

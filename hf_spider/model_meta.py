@@ -149,6 +149,7 @@ def train_meta_spider(
     config: MetaTrainingConfig | None = None,
     seen: np.ndarray | None = None,
     probe: Sequence[torch.Tensor] = (),
+    offsets: np.ndarray | None = None,
 ) -> MetaTrainingResult:
     """Learn the metadata token encoder and the fitness network jointly with ListMLE.
 
@@ -163,6 +164,9 @@ def train_meta_spider(
         seen: ``(M,)`` bool, models allowed a free residual (default: all). Unseen models' performance must be
             NaN in ``tasks``: their token comes from metadata alone.
         probe: Prototype sets ``(C, d)`` scored at ``config.probe_epochs`` (e.g. an inner held-out target).
+        offsets: ``(T, M)`` fixed scores added to the network's in the loss (e.g. the prior and task-input terms
+            of ``hf_spider.task_inputs``): the network then learns the deviation from them. Probe scores and the
+            returned network are the deviation alone.
 
     Returns:
         A [`MetaTrainingResult`] with the weights after the last epoch.
@@ -177,6 +181,9 @@ def train_meta_spider(
     if torch.isfinite(targets[:, ~seen_t]).any():
         raise InvalidInputError("A model marked unseen has a known performance in a training task.")
     seen_idx = torch.nonzero(seen_t).squeeze(1)
+    offset = torch.zeros_like(targets) if offsets is None else torch.as_tensor(offsets, dtype=torch.float32)
+    if offset.shape != targets.shape:
+        raise InvalidInputError(f"offsets has shape {tuple(offset.shape)}; expected {tuple(targets.shape)}.")
     probe_scores: dict[int, np.ndarray] = {}
     losses: list[float] = []
     with torch.random.fork_rng(devices=[]):
@@ -201,7 +208,7 @@ def train_meta_spider(
             if 0 < config.models_per_step < len(seen_idx):
                 rows = seen_idx[torch.randperm(len(seen_idx), generator=gen)[: config.models_per_step]]
             tokens = encoder(x, seen_t, rows)  # (m, D)
-            loss = listmle_loss(fitness(tokens, batch, mask), targets[:, rows])
+            loss = listmle_loss(fitness(tokens, batch, mask) + offset[:, rows], targets[:, rows])
             if config.residual:
                 loss = loss + config.residual_l2 * encoder.residual.pow(2).sum(1).mean()
             opt.zero_grad()

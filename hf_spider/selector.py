@@ -31,6 +31,8 @@ from .fitness_weights import load_fitness
 from .ids import check_model_id, check_selector_name
 from .limits import MAX_CONFIG_BYTES, MAX_ZOO_BYTES, read_bounded_text
 from .ranking import RankedModel, Ranking, select_models
+from .task_inputs import PREFIX as TASK_INPUTS_PREFIX
+from .task_inputs import TaskInputs
 from .tokens import TaskEncoder, TaskToken, standardized_prototypes, token_bytes, token_sha256
 from .training import TrainingConfig, TrainingTask, train_spider
 from .zoo import ZooMixin
@@ -56,6 +58,8 @@ class SpiderSelector(
         model_tokens: ``(M, token_dim)`` tokens, row ``i`` for ``zoo[i]``.
         revision: Commit sha of the selector repo this was loaded from (``None`` for a folder or a new selector).
         accuracy: Maps rankings to predicted accuracies (``accuracy.json``); ``None``: rankings carry none.
+        task_inputs: The model prior and task-input terms added to the fitness score (``hf_spider.task_inputs``);
+            ``None``: the fitness network alone.
 
     Example:
         ```python
@@ -75,6 +79,7 @@ class SpiderSelector(
         *,
         revision: str | None = None,
         accuracy: AccuracyModel | None = None,
+        task_inputs: TaskInputs | None = None,
     ) -> None:
         self.config = config
         self.accuracy = accuracy
@@ -91,6 +96,10 @@ class SpiderSelector(
             bad = [self.zoo[i].model_id for i in torch.nonzero(~torch.isfinite(self.model_tokens).all(1)).flatten()]
             raise InvalidInputError(f"The model tokens of {bad[:5]} hold NaN or inf; re-learn them (training "
                                     "diverged?) or reload the selector.")
+        if task_inputs is not None and task_inputs.num_models != len(self.zoo):
+            raise InvalidInputError(f"task_inputs describe {task_inputs.num_models} models; the zoo has "
+                                    f"{len(self.zoo)}.")
+        self.task_inputs = task_inputs
         self._encoder: TaskEncoder | None = None
         check_selector_name(config.name)  # it is written into cards, code snippets and shell lines
         for entry in self.zoo:  # a zoo built in Python may name local folders; none may hold control characters
@@ -209,8 +218,15 @@ class SpiderSelector(
                 f"Task prototypes have width {task.prototypes.shape[1]}, this selector expects "
                 f"{self.config.fitness.task_dim} (from {self.config.task_encoder})."
             )
-        scores = self.fitness(self.model_tokens, task.prototypes.unsqueeze(0))  # (1, M)
-        return scores[0].numpy().astype(np.float64)
+        if self.task_inputs is not None and not self.task_inputs.config.network_weight:
+            fitness = torch.zeros(len(self.zoo))  # the network is not part of this selector's score
+        else:
+            fitness = self.fitness(self.model_tokens, task.prototypes.unsqueeze(0))[0]  # (M,)
+        return self._combine(fitness, task).numpy().astype(np.float64)
+
+    def _combine(self, fitness: torch.Tensor, task: TaskToken) -> torch.Tensor:
+        """The fitness scores plus the prior and task-input terms, when this selector has them. ``(M,)``."""
+        return fitness if self.task_inputs is None else self.task_inputs.score(fitness, task.prototypes)
 
     def rank(
         self,
@@ -275,7 +291,7 @@ class SpiderSelector(
         protos = task.prototypes.unsqueeze(0)  # (1, C, d)
         with torch.no_grad():
             extra, mask = self.fitness.ptm_tokens([ptm], len(self.zoo), protos.shape[1])
-            rescored = self.fitness(self.model_tokens, protos, None, extra, mask)[0]
+            rescored = self._combine(self.fitness(self.model_tokens, protos, None, extra, mask)[0], task)
         final = merge_rerank(base, rescored, top).numpy().astype(np.float64)
         return self._ranking(final, task, top_k=top_k, dataset_name=name, start=start,
                              reranked={int(i) for i in top}, max_parameters=max_parameters)
@@ -333,6 +349,8 @@ class SpiderSelector(
             for r, (i, fields) in enumerate(zip(order, extra))
         ]
         models, notes = select_models(models, top_k=top_k, max_parameters=max_parameters)
+        if self.config.task_token_kind == "label_names":
+            notes = ["ranked from class names only", *notes]
         return Ranking(models, selector=self.config.name, selector_revision=self.revision, dataset=dataset_name,
                        seconds=time.perf_counter() - start, notes=notes)
 
@@ -362,6 +380,8 @@ class SpiderSelector(
             atomic_write_bytes(save_directory / entry.mirror, token_bytes(
                 tok, model_id=entry.model_id, selector=self.config.name, selector_revision=self.revision))
         state = {k: v.contiguous() for k, v in self.fitness.state_dict().items()}
+        if self.task_inputs is not None:
+            state.update(self.task_inputs.tensors())
         atomic_write_bytes(save_directory / "model.safetensors", st_save(state, metadata={"format": "pt"}))
         atomic_write_text(save_directory / "zoo.json", hub.dump_zoo(self.zoo, selector=self.config.name))
         atomic_write_text(save_directory / "config.json", json.dumps(asdict(self.config), indent=2, sort_keys=True))
@@ -372,6 +392,7 @@ class SpiderSelector(
             task_token_kind=self.config.task_token_kind, shots_per_class=self.config.shots_per_class,
             token_dim=self.config.fitness.token_dim, num_layers=self.config.fitness.num_layers,
             zoo=[asdict(e) for e in self.zoo], training=self.config.training,
+            task_inputs=self.task_inputs.describe() if self.task_inputs is not None else None,
             rerank_k=self.config.rerank_k if self.config.fitness.ptm_widths else None,
             accuracy=self.accuracy.card_section() if self.accuracy is not None else None,
         )
@@ -443,15 +464,21 @@ class SpiderSelector(
             raise ArtifactError(str(err)) from None
         zoo = hub.parse_zoo(_read_text(folder / "zoo.json"), local_models=local_models)
         try:
-            fitness = load_fitness(folder / "model.safetensors", config.fitness,
-                                   source=f"{model_id}/model.safetensors")
+            fitness, extra = load_fitness(folder / "model.safetensors", config.fitness,
+                                          source=f"{model_id}/model.safetensors", extra_prefix=TASK_INPUTS_PREFIX)
         except FileNotFoundError as err:
             raise ArtifactError(f"{model_id} has no model.safetensors; it is not a complete selector.") from err
         tokens = hub.load_zoo_tokens(zoo, folder, dim=config.fitness.token_dim, token_source=token_source,
                                      token=token)
+        task_inputs = None
+        if config.task_inputs:
+            task_inputs = TaskInputs.from_state(config.task_inputs, extra, len(zoo))
+        elif extra:
+            raise ArtifactError(f"{model_id}/model.safetensors holds task_inputs tensors but config.json has no "
+                                "task_inputs; the two files do not belong together.")
         accuracy = load_accuracy_model(folder, zoo_ids=[e.model_id for e in zoo], task_encoder=config.task_encoder,
                                        task_dim=config.fitness.task_dim)  # None without accuracy.json
-        return cls(config, fitness, zoo, tokens, revision=sha, accuracy=accuracy)
+        return cls(config, fitness, zoo, tokens, revision=sha, accuracy=accuracy, task_inputs=task_inputs)
 
     def __repr__(self) -> str:
         return (f"SpiderSelector(name={self.config.name!r}, modality={self.config.modality!r}, "

@@ -164,6 +164,11 @@ class ZooMixin:
                                     "selector.cold_start_token(model_id, probe_dataset)).")
         if save_directory is not None:  # before learning the token: a read-only folder must not waste that work
             check_selector_writable(save_directory)
+        if save_directory is not None and getattr(self, "task_inputs", None) is not None:
+            # model.safetensors holds one prior per model: updating zoo.json alone would leave the folder unloadable
+            raise InvalidInputError("This selector stores a per-model prior (task_inputs), so add_model cannot update "
+                                    "its folder in place; call add_model without save_directory, then "
+                                    "save_pretrained(folder).")
         if token is None:
             token = fit_model_token(self.fitness, self.model_tokens, probe_tasks, steps=steps, seed=seed)
         elif token.shape != (self.config.fitness.token_dim,) or not torch.isfinite(token).all():
@@ -191,6 +196,8 @@ class ZooMixin:
             self._sync_zoo(zoo, folder)
         self.zoo.append(entry)
         self.model_tokens = torch.cat([self.model_tokens, token.unsqueeze(0)])
+        if getattr(self, "task_inputs", None) is not None:
+            self.task_inputs.extend()  # an average prior and unknown metadata for the new model
         return entry
 
     def _sync_zoo(self, zoo: list[hub.ZooEntry], folder: Path) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import importlib
 import sys
 from pathlib import Path
@@ -91,7 +92,7 @@ def test_models_out_split_holds_out_a_fifth():
 
 @needs_data
 def test_fold_inputs_carry_nothing_of_the_held_out_target():
-    common, run = _bench("common"), _bench("run")
+    common, recipe = _bench("common"), _bench("recipe")
     records = load_transfergraph("image")
     prototypes = {t: torch.randn(3, 8) for t in records.targets}
     data = common.SideData(records, prototypes, np.zeros((len(records.models), 4), np.float32), [])
@@ -100,9 +101,24 @@ def test_fold_inputs_carry_nothing_of_the_held_out_target():
         tasks = common.training_tasks(data, train, seen)
         assert held not in [t.name for t in tasks]
         assert all(torch.isnan(t.performance[torch.as_tensor(~seen)]).all() for t in tasks)
-        before = run.spider_features(data, train, seen)
+        before = recipe.prior(data, train, seen), recipe.loo_priors(data, train, seen)
         data.records.accuracy[records.targets.index(held)] = np.random.default_rng(0).random(len(records.models))
-        assert np.array_equal(before, run.spider_features(data, train, seen))  # held-out accuracy is not used
+        after = recipe.prior(data, train, seen), recipe.loo_priors(data, train, seen)
+        assert np.array_equal(before[0], after[0]) and torch.equal(before[1], after[1])  # held-out accuracy unused
+
+
+@needs_data
+def test_a_training_targets_prior_never_holds_its_own_accuracies():
+    common, recipe = _bench("common"), _bench("recipe")
+    records = load_transfergraph("text")
+    records = dataclasses.replace(records, accuracy=records.accuracy.copy())  # writable: the test changes it
+    data = common.SideData(records, {}, np.zeros((len(records.models), 4), np.float32), [])
+    train = records.targets[1:]
+    before = recipe.loo_priors(data, train, None)  # (T', M), row j: prior of training target train[j]
+    data.records.accuracy[records.targets.index(train[0])] = np.random.default_rng(1).random(len(records.models))
+    after = recipe.loo_priors(data, train, None)
+    assert torch.equal(before[0], after[0])  # its own accuracies do not enter its own prior ...
+    assert not torch.equal(before[1:], after[1:])  # ... but do enter the other training targets' priors
 
 
 @pytest.fixture
@@ -129,3 +145,35 @@ def test_train_meta_spider_learns_a_ranking(one_thread):
                                config=MetaTrainingConfig(epochs=25, lr=2e-2, residual=False))
     scores = result.fitness(result.model_tokens, tasks[0].prototypes.unsqueeze(0))[0].detach().numpy()
     assert np.corrcoef(scores, perf.numpy())[0, 1] > 0.8
+
+
+@pytest.mark.parametrize("name", ["hubzoo-image", "hubzoo-text"])
+def test_bundled_hubzoo_selectors_carry_the_prior_and_zoo_metadata(name, selectors):
+    selector = selectors[name]
+    inputs = selector.task_inputs
+    assert inputs is not None and inputs.num_models == NUM_MODELS[name]
+    assert torch.isfinite(inputs.prior).all() and 0 < float(inputs.prior.median()) < 1  # mean rank in (0, 1]
+    side = name.split("-")[1]
+    assert all(e.pipeline_tag == f"{side}-classification" for e in selector.zoo)
+    assert sum(e.num_parameters is not None for e in selector.zoo) > 0.9 * NUM_MODELS[name]
+    card = (bundled_selector(name) / "README.md").read_text()
+    assert "× prior" in card and "class names and model metadata only" in card
+    ranking = selector.rank_task(selector.label_name_token(["negative", "positive"]), top_k=3)
+    assert ranking.notes == ("ranked from class names only",)
+
+
+def test_paired_bootstrap_and_shard_merge():
+    run = _bench("run")
+    a = {f"t{i}": 0.1 * i for i in range(10)}
+    shifted = {t: v + 0.05 for t, v in a.items()}
+    out = run.paired_bootstrap(shifted, a)
+    assert out["mean"] == pytest.approx(0.05) and out["low"] == pytest.approx(0.05) and out["targets"] == 10
+    noisy = {t: v + (0.1 if i % 2 else -0.1) for i, (t, v) in enumerate(a.items())}
+    out = run.paired_bootstrap(noisy, a)
+    assert out["low"] < 0 < out["high"]
+    shard = lambda ts: ({"spider": {t: {"kendall_tau": a[t]} for t in ts},  # noqa: E731
+                         "zoo_mean": {t: {"kendall_tau": a[t] - 0.01} for t in ts}},
+                        {"loto": {t: {} for t in ts}}, {t: {} for t in ts})
+    results, details, scores = run.finish_side([shard(["t0", "t1"]), shard(["t2", "t3", "t4"])])
+    assert set(results["spider"]) == set(details["loto"]) == set(scores) == {"t0", "t1", "t2", "t3", "t4"}
+    assert details["bootstrap"]["spider - zoo_mean"]["mean"] == pytest.approx(0.01)
