@@ -165,7 +165,10 @@ def parse_token(data: bytes, *, expected_sha256: str | None = None, expected_dim
     Raises:
         TokenIntegrityError: malformed or truncated file, wrong tensor name/shape/dtype, dimension or sha256.
     """
-    if len(data) > MAX_TOKEN_BYTES or len(data) < 8:
+    if len(data) > MAX_TOKEN_BYTES:  # (a bounded reader stops one byte past the limit)
+        raise TokenIntegrityError(f"{source}: at least {len(data):,} bytes, over hf-spider's limit of "
+                                  f"{MAX_TOKEN_BYTES:,} for a model token file; re-download or re-save it.")
+    if len(data) < 8:
         raise TokenIntegrityError(f"{source}: {len(data)} bytes is not a model token file.")
     try:
         (header_len,) = struct.unpack("<Q", data[:8])

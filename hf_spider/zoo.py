@@ -180,6 +180,8 @@ class ZooMixin:
         if save_directory is None:
             self.zoo.append(entry)
             self.model_tokens = torch.cat([self.model_tokens, token.unsqueeze(0)])
+            if getattr(self, "task_inputs", None) is not None:
+                self.task_inputs.extend()  # an average prior and unknown metadata for the new model
             return entry
         folder = Path(save_directory)
         if not (folder / "zoo.json").is_file():
@@ -196,9 +198,7 @@ class ZooMixin:
             self._sync_zoo(zoo, folder)
         self.zoo.append(entry)
         self.model_tokens = torch.cat([self.model_tokens, token.unsqueeze(0)])
-        if getattr(self, "task_inputs", None) is not None:
-            self.task_inputs.extend()  # an average prior and unknown metadata for the new model
-        return entry
+        return entry  # (a selector with task_inputs was refused above: its folder cannot be updated in place)
 
     def _sync_zoo(self, zoo: list[hub.ZooEntry], folder: Path) -> None:
         """Make the in-memory zoo ``zoo`` (as just re-read from ``folder``): tokens already held are kept, those that
