@@ -6,6 +6,7 @@ import shutil
 
 import pytest
 import torch
+from safetensors.torch import load_file, save_file
 from safetensors.torch import save as st_save
 
 from hf_spider import SpiderSelector, hub
@@ -19,9 +20,12 @@ def make_zoo(folder, n, *, seed=0):
     save_pretrained's fsync per file would dominate)."""
     src = bundled_selector("hubzoo-image")
     (folder / "tokens").mkdir(parents=True)
-    for name in ("config.json", "model.safetensors"):
-        shutil.copy(src / name, folder / name)
+    # The fitness network alone: the bundled prior (task_inputs) has one row per bundled model, not per fixture model.
     config = json.loads((src / "config.json").read_text())
+    config["task_inputs"] = {}
+    (folder / "config.json").write_text(json.dumps(config))
+    state = load_file(src / "model.safetensors")
+    save_file({k: v for k, v in state.items() if not k.startswith("task_inputs.")}, folder / "model.safetensors")
     tokens = torch.randn(n, config["fitness"]["token_dim"], generator=torch.Generator().manual_seed(seed))
     entries = []
     for i, tok in enumerate(tokens):  # building the fixture, not the code under test
@@ -105,7 +109,7 @@ def test_token_file_with_a_second_tensor_is_refused(small):
 def test_oversized_token_file_is_refused_without_reading_it_whole(small):
     folder, _, entries = small
     (folder / entries[0].mirror).write_bytes(b"\0" * (5 << 20))
-    with pytest.raises(TokenIntegrityError, match="is not a model token file"):
+    with pytest.raises(TokenIntegrityError, match="over hf-spider's limit"):
         load(folder)
 
 
