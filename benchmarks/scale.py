@@ -158,9 +158,14 @@ def make_zoo(folder: Path, n: int, *, seed: int = 0) -> None:
     tmp = folder.with_name(folder.name + ".partial")
     shutil.rmtree(tmp, ignore_errors=True)
     (tmp / "tokens").mkdir(parents=True)
-    for name in ("config.json", "model.safetensors"):
-        shutil.copy(src / name, tmp / name)
+    # The fitness network alone: the bundled prior (task_inputs) has one row per bundled model, not per zoo model.
+    from safetensors.torch import load_file, save_file
+
     config = json.loads((src / "config.json").read_text())
+    config["task_inputs"] = {}
+    (tmp / "config.json").write_text(json.dumps(config))
+    state = load_file(src / "model.safetensors")
+    save_file({k: v for k, v in state.items() if not k.startswith("task_inputs.")}, tmp / "model.safetensors")
     tokens = torch.randn(n, config["fitness"]["token_dim"], generator=torch.Generator().manual_seed(seed))
     entries = []
     for i, tok in enumerate(tokens):  # building the fixture: one file per model is the format
