@@ -79,7 +79,7 @@ class RankedModel:
 
 NO_ACCURACY_NOTE = ("this selector does not predict accuracy (it was not trained on measured fine-tuning accuracies): "
                     "the fitness score only orders the models of this ranking.")
-SCORE_HELP = "fitness score: higher ranks first; only the order means something"
+SCORE_HELP = "the selector's score: higher ranks first; only the order within one ranking means something"
 
 
 class Ranking(Sequence[RankedModel]):
