@@ -33,6 +33,7 @@ import tarfile
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -145,8 +146,9 @@ def child_load(folder: str, threads: int) -> dict:
 # --- parent side ---------------------------------------------------------------------------------------------------
 
 
-def make_zoo(folder: Path, n: int, *, seed: int = 0) -> None:
-    """A selector folder with the bundled hubzoo-image network and ``n`` random tokens (written plainly, no fsync)."""
+def make_zoo(folder: Path, n: int, *, seed: int = 0) -> tuple[Any, list]:
+    """A selector folder with the bundled hubzoo-image network and ``n`` random tokens (written plainly, no fsync);
+    returns ``(tokens (n, d), zoo entries)``. Also the fixture of ``tests/test_zoo_load.py``."""
     sys.path.insert(0, str(ROOT))  # the parent builds with this checkout; each child imports from its PYTHONPATH
     import torch
 
@@ -176,6 +178,7 @@ def make_zoo(folder: Path, n: int, *, seed: int = 0) -> None:
         entries.append(entry)
     (tmp / "zoo.json").write_text(hub.dump_zoo(entries, selector=config["name"]))
     tmp.rename(folder)
+    return tokens, entries
 
 
 def run_child(pythonpath: str, args: list[str], timeout: float) -> dict:

@@ -6,36 +6,12 @@ import shutil
 
 import pytest
 import torch
-from safetensors.torch import load_file, save_file
 from safetensors.torch import save as st_save
 
+from benchmarks.scale import make_zoo  # the 100k-model benchmark's builder, at test size
 from hf_spider import SpiderSelector, hub
-from hf_spider.bundled import bundled_selector
 from hf_spider.errors import ArtifactError, TokenIntegrityError, ZooError
 from hf_spider.tokens import TaskToken, token_bytes, token_sha256
-
-
-def make_zoo(folder, n, *, seed=0):
-    """A selector folder with the bundled hubzoo-image network and ``n`` random model tokens (files written plainly:
-    save_pretrained's fsync per file would dominate)."""
-    src = bundled_selector("hubzoo-image")
-    (folder / "tokens").mkdir(parents=True)
-    # The fitness network alone: the bundled prior (task_inputs) has one row per bundled model, not per fixture model.
-    config = json.loads((src / "config.json").read_text())
-    config["task_inputs"] = {}
-    (folder / "config.json").write_text(json.dumps(config))
-    state = load_file(src / "model.safetensors")
-    save_file({k: v for k, v in state.items() if not k.startswith("task_inputs.")}, folder / "model.safetensors")
-    tokens = torch.randn(n, config["fitness"]["token_dim"], generator=torch.Generator().manual_seed(seed))
-    entries = []
-    for i, tok in enumerate(tokens):  # building the fixture, not the code under test
-        model_id = f"org{i % 97}/model-{i}"
-        entry = hub.ZooEntry(model_id=model_id, revision="0" * 40, task_type="image-classification",
-                             token_sha256=token_sha256(tok), mirror=hub.mirror_name(model_id))
-        (folder / entry.mirror).write_bytes(token_bytes(tok, model_id=model_id, selector=config["name"]))
-        entries.append(entry)
-    (folder / "zoo.json").write_text(hub.dump_zoo(entries, selector=config["name"]))
-    return tokens, entries
 
 
 def load(folder):
