@@ -202,7 +202,7 @@ def test_max_params_and_pareto(sized_selector, capsys):
 def test_table_says_what_columns_are(sized_selector, capsys):
     assert main([*_rank(sized_selector), "--quiet"]) == 0
     captured = capsys.readouterr()
-    assert "parameters" in captured.out and "86.6M" in captured.out and "score: fitness score" in captured.out
+    assert "parameters" in captured.out and "86.6M" in captured.out and "score: the selector's score" in captured.out
     assert "does not predict accuracy" in captured.out
     assert "Loading weights" not in captured.err and "it/s" not in captured.err
 
