@@ -31,6 +31,18 @@ def set_threads() -> None:
     torch.set_num_threads(int(os.environ.get("SPIDERBENCH_THREADS", "2")))
 
 
+def cached_image_splits(path: Path, build) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """``build()``'s ``{split: (images, labels)}``, cached at ``path`` (``.npz``, written atomically) on first use."""
+    if not path.is_file():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        splits = build()
+        tmp = path.with_suffix(".tmp.npz")
+        np.savez_compressed(tmp, **{f"{s}_{k}": v for s, (x, y) in splits.items() for k, v in (("x", x), ("y", y))})
+        tmp.replace(path)
+    z = np.load(path)
+    return {s: (z[f"{s}_x"], z[f"{s}_y"]) for s in ("train", "val", "test")}
+
+
 def write_json(path: Path, data: Any) -> None:
     """Atomic JSON write (a crash never leaves half a file behind)."""
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -22,7 +22,16 @@ import time
 import numpy as np
 
 from .build_zoo import ZOO
-from .common import FEATURE_DIR, GT_DIR, WORK, ZOO_DIR, read_json, record_ground_truth, set_threads
+from .common import (
+    FEATURE_DIR,
+    GT_DIR,
+    WORK,
+    ZOO_DIR,
+    cached_image_splits,
+    read_json,
+    record_ground_truth,
+    set_threads,
+)
 from .finetune import accuracy, features_and_probs, load, train_top, trunk_outputs
 from .tasks import TARGETS, target_splits
 
@@ -35,15 +44,7 @@ BATCH_SIZE = 16
 
 def target_images(spec) -> dict[str, tuple[np.ndarray, np.ndarray]]:
     """The task's splits, rendered once and cached (``.work/targets/<task>.npz``)."""
-    path = WORK / "targets" / f"{spec.name}.npz"
-    if not path.is_file():
-        path.parent.mkdir(parents=True, exist_ok=True)
-        splits = target_splits(spec)
-        tmp = path.with_suffix(".tmp.npz")
-        np.savez_compressed(tmp, **{f"{s}_{k}": v for s, (x, y) in splits.items() for k, v in (("x", x), ("y", y))})
-        tmp.replace(path)
-    z = np.load(path)
-    return {s: (z[f"{s}_x"], z[f"{s}_y"]) for s in ("train", "val", "test")}
+    return cached_image_splits(WORK / "targets" / f"{spec.name}.npz", lambda: target_splits(spec))
 
 
 def measure(spec, model_name: str, command: str) -> dict:

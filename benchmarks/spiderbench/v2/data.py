@@ -12,7 +12,7 @@ import json
 
 import numpy as np
 
-from ..common import WORK
+from ..common import WORK, cached_image_splits
 from .tasks import TaskSpec
 
 TRAIN, VAL, MAX_TEST, MIN_TEST = 16, 8, 100, 50
@@ -70,11 +70,4 @@ def task_splits(spec: TaskSpec) -> dict[str, tuple]:
             tmp.replace(path)
         raw = json.loads(path.read_text())
         return {s: (v["texts"], np.array(v["labels"], dtype=np.int64)) for s, v in raw.items()}
-    path = TASK_DIR / f"{spec.name}.npz"
-    if not path.is_file():
-        splits = build_splits(spec)
-        tmp = path.with_suffix(".tmp.npz")
-        np.savez_compressed(tmp, **{f"{s}_{k}": v for s, (x, y) in splits.items() for k, v in (("x", x), ("y", y))})
-        tmp.replace(path)
-    z = np.load(path)
-    return {s: (z[f"{s}_x"], z[f"{s}_y"]) for s in ("train", "val", "test")}
+    return cached_image_splits(TASK_DIR / f"{spec.name}.npz", lambda: build_splits(spec))
