@@ -292,11 +292,7 @@ class SpiderSelector(
 
     def _sample(self, dataset: Any, **kwargs: Any) -> TaskSample:
         sample = sample_task(dataset, shots_per_class=self.config.shots_per_class, **kwargs)
-        if sample.modality != self.config.modality:
-            raise InvalidInputError(
-                f"This selector ranks {self.config.modality} models, but the dataset's input column holds "
-                f"{sample.modality}s. Use a {sample.modality} selector, or pass the right `input_column=`."
-            )
+        self.check_modality(sample.modality, dataset_name="the dataset's input column")
         return sample
 
     def _sample_token(self, sample: TaskSample, *, verbose: bool) -> TaskToken:
