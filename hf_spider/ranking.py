@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Iterator, Sequence
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import dataclass, field, fields, replace
 from typing import Any, overload
 
 import numpy as np
@@ -168,7 +169,8 @@ class Ranking(Sequence[RankedModel]):
     def _records(self) -> list[dict[str, Any]]:
         records = []
         for m in self.models:
-            record = {k: v for k, v in asdict(m).items() if k != "label_names"}
+            # not asdict(m): it would deep-copy the dataset's label names once per model, only to drop them
+            record = {f.name: copy.deepcopy(getattr(m, f.name)) for f in fields(m) if f.name != "label_names"}
             interval = record["predicted_accuracy_interval"]
             record["predicted_accuracy_interval"] = list(interval) if interval is not None else None
             record["aliases"] = list(m.aliases)
