@@ -36,7 +36,7 @@ def cached_image_splits(path: Path, build) -> dict[str, tuple[np.ndarray, np.nda
     if not path.is_file():
         path.parent.mkdir(parents=True, exist_ok=True)
         splits = build()
-        tmp = path.with_suffix(".tmp.npz")
+        tmp = path.with_suffix(f".tmp{os.getpid()}.npz")  # per process: parallel shards may build the same task
         np.savez_compressed(tmp, **{f"{s}_{k}": v for s, (x, y) in splits.items() for k, v in (("x", x), ("y", y))})
         tmp.replace(path)
     z = np.load(path)

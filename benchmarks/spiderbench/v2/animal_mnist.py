@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import gzip
 import io
+import os
 import pickle
 
 import numpy as np
@@ -52,7 +53,7 @@ def convert() -> None:
     if images.shape != (10_000, 28, 28) or images.dtype != np.uint8 or labels.shape != (10_000,):
         raise ValueError(f"unexpected Animal-MNIST arrays {images.shape} {images.dtype}, {labels.shape}")
     CACHE.parent.mkdir(parents=True, exist_ok=True)
-    tmp = CACHE.with_suffix(".tmp.npz")
+    tmp = CACHE.with_suffix(f".tmp{os.getpid()}.npz")  # parallel shards may convert at once
     np.savez_compressed(tmp, images=images, labels=labels.astype(np.int64))
     tmp.replace(CACHE)
 

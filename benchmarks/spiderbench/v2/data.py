@@ -9,6 +9,7 @@ two classes of a task share is dropped from the task (rare: a name two Faker loc
 from __future__ import annotations
 
 import json
+import os
 
 import numpy as np
 
@@ -65,7 +66,7 @@ def task_splits(spec: TaskSpec) -> dict[str, tuple]:
         path = TASK_DIR / f"{spec.name}.json"
         if not path.is_file():
             splits = build_splits(spec)
-            tmp = path.with_suffix(".tmp")
+            tmp = path.with_suffix(f".tmp{os.getpid()}")  # parallel shards may build the same task
             tmp.write_text(json.dumps({s: {"texts": t, "labels": y.tolist()} for s, (t, y) in splits.items()}))
             tmp.replace(path)
         raw = json.loads(path.read_text())

@@ -20,6 +20,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import shlex
 import sys
 import time
@@ -62,7 +63,7 @@ def _runtime() -> dict:
 
 def _save_features(path, feats, probs, labels, seconds) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp.npz")
+    tmp = path.with_suffix(f".tmp{os.getpid()}.npz")
     np.savez(tmp, features=feats, labels=labels, seconds=seconds, **({} if probs is None else {"source_probs": probs}))
     tmp.replace(path)
 
