@@ -150,3 +150,29 @@ def test_a_text_two_classes_share_is_dropped_from_the_task(monkeypatch):
     splits = data.build_splits(spec)
     assert splits["train"][0] == ["x", "u"] and splits["test"][0] == ["z", "w"]
     assert splits["test"][1].tolist() == [0, 1]
+
+
+def test_committed_results_follow_from_the_committed_ground_truth():
+    """Every weighted τ in results.json, and the noise ceiling, recomputed from ground_truth.json and ``_scores``:
+    the numbers in RESULTS.md can be checked without re-measuring anything."""
+    import json
+    from pathlib import Path
+
+    from hf_spider.evaluation import weighted_tau
+
+    root = Path(__file__).resolve().parents[1] / "benchmarks"
+    results = json.loads((root / "results.json").read_text())
+    truth = json.loads((root / "ground_truth.json").read_text())
+    meta = results["_meta"]
+    for side in meta["targets"]:
+        measured = truth[f"v2/{side}"]["accuracy_by_task_model_seed"]
+        per_task = {}
+        for task in meta["targets"][side]:
+            models = sorted(measured[task])
+            acc = np.array([[measured[task][m][str(s)]["accuracy"] for m in models] for s in meta["gt_seeds"][side]])
+            per_task[task] = acc
+            for method, scores in results["_scores"][task].items():
+                pred = np.array([np.finfo(float).min if scores[m] is None else scores[m] for m in models])
+                assert weighted_tau(acc.mean(0), pred) == pytest.approx(results[method][task]["weighted_tau"],
+                                                                        abs=1e-9), (task, method)
+        assert noise_ceiling(per_task)["weighted_tau"] == pytest.approx(meta["noise_ceiling"][side], abs=1e-9)

@@ -1,0 +1,278 @@
+"""The SpiderBench v2 selector, trained on the measured fine-tuning of the training tasks.
+
+    python -m benchmarks.spiderbench.v2.selector --modality image      # cross-validate, fit, save (+ the bundle)
+
+Score of zoo model ``m`` on a task: ``prior_m + lam * fitness_m(task) / sigma`` (``hf_spider.task_inputs`` with
+``prior_scale = 1``): ``prior_m`` is the model's mean rank-normalised accuracy over the training tasks, ``fitness``
+the attention network over (model token, task prototypes) trained with ListMLE on the measured accuracies, and
+``sigma`` the typical spread of its scores across the zoo. Every setting (the network's epochs, ``lam``) is chosen
+by **leave-one-class-group-out** cross-validation over the training tasks: a task's primary group is the group most
+of its classes come from (a source; glyphs by script); fold ``g`` validates on the tasks whose primary group is
+``g`` and trains on the tasks with *no* class of ``g``, so no validation class was ever seen in training. Targets
+are never read here. ``lam = 0`` (the prior alone) is kept unless the network raises the cross-validated mean
+weighted tau by ``TOLERANCE``.
+
+The cross-validation also gives every training task an out-of-fold score, which the cascade's fusion weights are
+fitted on (``report.py``), so those weights never see a score made with the task in training.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+from collections import Counter
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from ..common import WORK, read_json, save_selector, set_threads, write_json
+from .ground_truth import FEATURE_ROOT, SEEDS, seed_accuracies, zoo
+from .tasks import TaskSpec, all_tasks
+
+logger = logging.getLogger("spiderbench.v2.selector")
+
+ENCODER = {"image": "efficientnet-lite0-64px"}  # the task encoder: a zoo model, its features are cached by the GT
+EPOCHS = 200  # upper bound of the epoch curve
+LAMBDAS = (0.0, 0.025, 0.05, 0.1, 0.2, 0.4, 1.0)  # network weight in units of the prior's scale
+LABEL_ESTIMATORS = ("leep", "nce", "gbc", "parc", "transrate")  # the ablation's labels (v1's)
+TOLERANCE = 0.005  # cross-validated mean-tau gain the network must show to be kept
+OUT = WORK / "v2" / "selector"
+BUNDLE = Path(__file__).resolve().parents[3] / "hf_spider" / "bundled"
+NAME = "hf-spider/spiderbench-{}"
+
+
+@dataclass
+class Item:
+    """One training task: its class-group structure, encoder prototypes and measured accuracies."""
+
+    name: str
+    groups: frozenset[str]  # every class group it draws from
+    primary: str  # the group most of its classes come from
+    prototypes: torch.Tensor  # (C, d)
+    accuracy: np.ndarray  # (M,) mean over the measured seeds
+    seeds: int
+
+
+def class_group(spec: TaskSpec, ref) -> str:
+    """A training pool class's group: its source, glyphs by script (``tasks._group``)."""
+    from .tasks import _group
+
+    return _group(ref)
+
+
+def load_features(modality: str, task: str, model: str) -> dict[str, np.ndarray]:
+    """The cached train-split outputs of a zoo model (``features``, ``labels``, maybe ``source_probs``)."""
+    with np.load(FEATURE_ROOT / modality / task / f"{model}.npz") as z:
+        return {k: z[k] for k in z.files}
+
+
+def prototypes(modality: str, task: str) -> torch.Tensor:
+    """Class means of the task encoder's features of the task's train split. ``(C, d)``."""
+    from hf_spider.tokens import class_prototypes
+
+    z = load_features(modality, task, ENCODER[modality])
+    return class_prototypes(torch.from_numpy(z["features"]).float(), z["labels"], int(z["labels"].max()) + 1)
+
+
+def measured(modality: str, task: str) -> np.ndarray | None:
+    """``(seeds, M)`` accuracies over the seeds measured for every model so far (None if not even one)."""
+    done = [s for s in SEEDS if seed_accuracies(modality, task, [s]) is not None]
+    return None if not done else seed_accuracies(modality, task, done)
+
+
+def training_items(modality: str, labels: str = "measured") -> list[Item]:
+    """Every training task with at least one seed measured for the whole zoo and its encoder features cached.
+
+    ``labels="estimators"`` (the ablation, v1's way) replaces the measured accuracies by the mean rank of the
+    ``LABEL_ESTIMATORS`` on the task's train split, i.e. what the zoo's forward passes say without fine-tuning.
+    """
+    items = []
+    for spec in all_tasks(modality, "train"):
+        acc = measured(modality, spec.name)
+        if acc is None:
+            continue
+        groups = [class_group(spec, r) for r in spec.classes]
+        target = acc.mean(0) if labels == "measured" else estimator_labels(modality, spec.name)
+        items.append(Item(spec.name, frozenset(groups), Counter(groups).most_common(1)[0][0],
+                          prototypes(modality, spec.name), target, len(acc)))
+    return items
+
+
+def estimator_labels(modality: str, task: str) -> np.ndarray:
+    """The estimator-aggregate label of a task: mean rank over ``LABEL_ESTIMATORS`` (NaN scores rank last)."""
+    from hf_spider.estimators import aggregate_rankings
+
+    from .report import estimator_scores
+
+    scores = {n: estimator_scores(modality, task, n)[0] for n in LABEL_ESTIMATORS}
+    return aggregate_rankings({n: np.nan_to_num(s, nan=-1e30) for n, s in scores.items()})
+
+
+def rank_normalise(acc: np.ndarray) -> np.ndarray:
+    """Per task (row), each model's rank in [0, 1] (1 = best; ties share the mean rank)."""
+    from scipy.stats import rankdata
+
+    acc = np.atleast_2d(acc)
+    return (rankdata(acc, axis=1) - 1) / max(acc.shape[1] - 1, 1)
+
+
+def prior(items: list[Item]) -> np.ndarray:
+    """Each model's mean rank-normalised accuracy over ``items``. ``(M,)``."""
+    return rank_normalise(np.stack([i.accuracy for i in items])).mean(0)
+
+
+def train_network(items: list[Item], num_models: int, *, epochs: int, val: list[Item] | None = None, seed: int = 0):
+    """ListMLE on measured accuracies; with ``val``, the val-tau curve is recorded (``history``) for every epoch."""
+    from hf_spider.fitness import FitnessConfig
+    from hf_spider.training import TrainingConfig, TrainingTask, train_spider
+
+    def tasks(group: list[Item]) -> list:
+        return [TrainingTask(i.name, i.prototypes, torch.as_tensor(i.accuracy, dtype=torch.float32)) for i in group]
+
+    fitness = FitnessConfig(task_dim=items[0].prototypes.shape[1], token_dim=64, num_heads=4, num_layers=2)
+    config = TrainingConfig(epochs=epochs, batch_size=16, lr=2e-3, patience=epochs + 1, seed=seed)
+    return train_spider(tasks(items), num_models=num_models, fitness_config=fitness, config=config,
+                        val_tasks=tasks(val) if val else [], verbose=False)
+
+
+def network_scores(result, items: list[Item]) -> np.ndarray:
+    """The trained network's score of every model on every task. ``(T, M)``."""
+    with torch.no_grad():
+        return np.stack([result.fitness(result.model_tokens, i.prototypes.unsqueeze(0))[0].numpy() for i in items])
+
+
+def folds(items: list[Item]) -> list[tuple[str, list[int], list[int]]]:
+    """``(group, train indices, validation indices)``: validate on the group's tasks, train on tasks without it."""
+    out = []
+    for g in sorted({i.primary for i in items}):
+        val = [k for k, i in enumerate(items) if i.primary == g]
+        train = [k for k, i in enumerate(items) if g not in i.groups]
+        if train and val:
+            out.append((g, train, val))
+    return out
+
+
+def combine(prior_: np.ndarray, net: np.ndarray, lam: float, sigma: float) -> np.ndarray:
+    """``prior + lam * net / sigma`` (``lam = inf``: the network alone)."""
+    return net if np.isinf(lam) else prior_ + lam * net / sigma
+
+
+def spread(net: np.ndarray) -> float:
+    """Typical spread of the network's scores across the zoo (mean over tasks of the per-task std)."""
+    return float(np.mean(net.std(axis=1))) or 1.0
+
+
+def mean_tau(truth: np.ndarray, scores: np.ndarray) -> float:
+    from hf_spider.evaluation import weighted_tau
+
+    return float(np.mean([weighted_tau(t, s) for t, s in zip(truth, scores)]))
+
+
+def cross_validate(items: list[Item], num_models: int, *, epochs: int = EPOCHS) -> dict:
+    """The leave-one-class-group-out choices and every training task's out-of-fold scores."""
+    truth = np.stack([i.accuracy for i in items])
+    split = folds(items)
+    curves = []
+    for g, tr, va in split:  # pass 1: the validation curve over epochs, per fold
+        result = train_network([items[k] for k in tr], num_models, epochs=epochs, val=[items[k] for k in va])
+        curves.append([h["val_weighted_tau"] for h in result.history])
+        logger.info("fold %s: %d train / %d val tasks, best epoch %d (val tau %.3f)", g, len(tr), len(va),
+                    result.best_epoch, result.best_val_tau)
+    weights = np.array([len(va) for _, _, va in split], dtype=float)
+    curve = (np.array(curves) * weights[:, None]).sum(0) / weights.sum()  # mean over validation tasks
+    best_epochs = int(np.argmax(curve)) + 1
+    net, oof_prior, sigma = np.zeros_like(truth), np.zeros_like(truth), np.zeros(len(items))
+    for g, tr, va in split:  # pass 2: out-of-fold scores at the chosen epoch count
+        result = train_network([items[k] for k in tr], num_models, epochs=best_epochs)
+        net[va] = network_scores(result, [items[k] for k in va])
+        oof_prior[va] = prior([items[k] for k in tr])
+        sigma[va] = spread(network_scores(result, [items[k] for k in tr]))
+    by_lambda = {}
+    for lam in (*LAMBDAS, np.inf):
+        scores = np.stack([combine(p, n, lam, s) for p, n, s in zip(oof_prior, net, sigma)])
+        by_lambda[str(lam)] = mean_tau(truth, scores)
+    best = max(LAMBDAS, key=lambda lam: by_lambda[str(lam)])
+    lam = best if by_lambda[str(best)] >= by_lambda["0.0"] + TOLERANCE else 0.0
+    oof = np.stack([combine(p, n, lam, s) for p, n, s in zip(oof_prior, net, sigma)])
+    return {"folds": [{"group": g, "train": len(tr), "val": len(va)} for g, tr, va in split],
+            "epoch_curve": [round(float(v), 4) for v in curve], "epochs": best_epochs,
+            "tau_by_lambda": {k: round(v, 4) for k, v in by_lambda.items()}, "lambda": lam,
+            "tau_prior": by_lambda["0.0"], "tau_chosen": mean_tau(truth, oof),
+            "oof_scores": {i.name: s.tolist() for i, s in zip(items, oof)},
+            "oof_network": {i.name: s.tolist() for i, s in zip(items, net)}}
+
+
+def fit(modality: str, items: list[Item], cv: dict):
+    """The selector on every training task with the cross-validated settings."""
+    from hf_spider.hub import ZooEntry, mirror_name
+    from hf_spider.selector import SelectorConfig, SpiderSelector
+    from hf_spider.task_inputs import TaskInputs, TaskInputsConfig
+    from hf_spider.tokens import token_sha256
+
+    models, _ = zoo(modality)
+    result = train_network(items, len(models), epochs=cv["epochs"])
+    sigma = spread(network_scores(result, items))
+    inputs = TaskInputsConfig(prior_scale=1.0, shrinkage=1.0, network_weight=cv["lambda"] / sigma,
+                              chosen_by="leave-one-class-group-out CV over SpiderBench v2 training tasks "
+                                        f"(epochs {cv['epochs']}, lambda {cv['lambda']})")
+    config = SelectorConfig(name=NAME.format(modality), modality=modality,
+                            task_encoder=f"hf-spider/{ENCODER[modality]}", shots_per_class=16,
+                            fitness=result.fitness.config)
+    labels = ("measured fine-tuning (SpiderBench v2)" if cv.get("labels", "measured") == "measured"
+              else "estimator-aggregate labels (ablation)")
+    config.training = {"labels": labels, "training tasks": len(items),
+                       "seeds per task": sorted({i.seeds for i in items}), "epochs": cv["epochs"],
+                       "validation": "leave-one-class-group-out over training tasks",
+                       "cross-validated weighted tau": round(cv["tau_chosen"], 4),
+                       "cross-validated weighted tau, prior alone": round(cv["tau_prior"], 4)}
+    task_inputs = TaskInputs(inputs, torch.as_tensor(prior(items), dtype=torch.float32), torch.zeros(0), {})
+    entries = [ZooEntry(model_id=f"spiderbench/{m}", revision=None, task_type=f"{modality}-classification",
+                        token_sha256=token_sha256(t), mirror=mirror_name(f"spiderbench/{m}"))
+               for m, t in zip(models, result.model_tokens)]
+    return SpiderSelector(config, result.fitness, entries, result.model_tokens, task_inputs=task_inputs)
+
+
+def cv_path(modality: str, labels: str = "measured") -> Path:
+    return OUT / modality / ("cv.json" if labels == "measured" else f"cv-{labels}-labels.json")
+
+
+def selector_path(modality: str, labels: str = "measured") -> Path:
+    return OUT / modality / ("selector" if labels == "measured" else f"selector-{labels}-labels")
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--modality", choices=["image", "text"], default="image")
+    parser.add_argument("--epochs", type=int, default=EPOCHS)
+    parser.add_argument("--no-bundle", action="store_true", help="save to .work only, not to hf_spider/bundled")
+    parser.add_argument("--labels", choices=["measured", "estimators"], default="measured",
+                        help="estimators: the ablation trained on estimator-aggregate labels (never bundled)")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
+    set_threads()
+    items = training_items(args.modality, args.labels)
+    if not items:
+        raise SystemExit("No training task has measured ground truth yet; run v2.ground_truth --role train.")
+    logger.info("%d training tasks (seeds: %s)", len(items), dict(Counter(i.seeds for i in items)))
+    models, _ = zoo(args.modality)
+    cv = cross_validate(items, len(models), epochs=args.epochs)
+    cv["tasks"] = [i.name for i in items]
+    cv["labels"] = args.labels
+    write_json(cv_path(args.modality, args.labels), cv)
+    logger.info("chosen: %d epochs, lambda %s; CV tau %.4f (prior alone %.4f)", cv["epochs"], cv["lambda"],
+                cv["tau_chosen"], cv["tau_prior"])
+    selector = fit(args.modality, items, cv)
+    bundle = None if args.no_bundle or args.labels != "measured" else BUNDLE / f"spiderbench-{args.modality}"
+    save_selector(selector, selector_path(args.modality, args.labels), bundle)
+    print(json.dumps({k: v for k, v in cv.items() if not k.startswith("oof")}, indent=1))
+
+
+def load_cv(modality: str, labels: str = "measured") -> dict:
+    return read_json(cv_path(modality, labels))
+
+
+if __name__ == "__main__":
+    main()
