@@ -237,7 +237,8 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 
 BENCHMARKS = {  # name → (module run from the repository root, what it measures)
-    "spiderbench": ("benchmarks.run", "SpiderBench-offline: 15 real models, 10 held-out tasks, measured fine-tuning"),
+    "spiderbench": ("benchmarks.spiderbench.v2.report",
+                    "SpiderBench v2: 15 real models, 49 held-out image tasks, 3-seed measured fine-tuning"),
     "hubzoo": ("benchmarks.hubzoo.run", "185 image / 164 text Hub models, published fine-tuning results"),
     "estimators": ("benchmarks.estimators", "speed of every transferability estimator"),
 }

@@ -31,35 +31,22 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..common import WORK, fmt, ranking_metrics, read_json, score_zoo, set_threads, write_json
+from ..common import WORK, fmt, ranking_metrics, read_json, set_threads, write_json
 from ..report_meta import model_scores, results_document
+from .estimates import estimator_scores
 from .ground_truth import GT_ROOT, SEEDS, seed_accuracies, zoo
 from .reliability import noise_ceiling
-from .selector import ENCODER, load_cv, load_features, prototypes, selector_path
+from .selector import ENCODER, load_cv, prototypes, selector_path
 from .tasks import all_tasks
 
 logger = logging.getLogger("spiderbench.v2.report")
 ROOT = Path(__file__).resolve().parents[3]
 ESTIMATORS = ["logme", "leep", "nce", "gbc", "parc", "transrate"]  # hscore (1.1 s per model at 1280-d), sfda: not run
-CASCADE_ESTIMATORS = ["logme", "parc", "leep", "nce"]  # candidates; the one used is chosen on training tasks
 CACHE = WORK / "v2" / "report"
 TARGET_COLUMNS = ["spider", "spider_cascade", "zoo_mean"]
 
 
-def estimator_scores(modality: str, task: str, name: str) -> tuple[np.ndarray, np.ndarray]:
-    """``(scores (M,), compute seconds (M,))`` of one estimator on a task's train split, cached."""
-    models, _ = zoo(modality)
-    path = CACHE / "estimators" / modality / task / f"{name}.json"
-    if path.is_file() and (rec := read_json(path))["zoo"] == models:
-        return np.array(rec["scores"], dtype=np.float64), np.array(rec["seconds"])
-    scores, seconds = [], []
-    for m in models:
-        z = load_features(modality, task, m)
-        start = time.perf_counter()
-        scores += score_zoo(name, [z["features"]], z["labels"], [z.get("source_probs")])
-        seconds.append(time.perf_counter() - start)
-    write_json(path, {"scores": [s if np.isfinite(s) else None for s in scores], "seconds": seconds, "zoo": models})
-    return np.array(scores, dtype=np.float64), np.array(seconds)
+_WARM: list[bool] = []
 
 
 def timing(modality: str, spec, selector) -> dict:
@@ -76,6 +63,11 @@ def timing(modality: str, spec, selector) -> dict:
     from .data import task_splits
 
     x, y = task_splits(spec)["train"]
+    if not _WARM:  # one-off imports and lazy library set-up would otherwise land on the first target's spider time
+        TaskEncoder(str(zoo_dir / ENCODER[modality]), modality=modality).extractor([Image.fromarray(x[0])],
+                                                                                 verbose=False)
+        load(zoo_dir / models[0])
+        _WARM.append(True)
     start = time.perf_counter()
     encoder = TaskEncoder(str(zoo_dir / ENCODER[modality]), modality=modality, batch_size=64)
     feats = encoder.extractor([Image.fromarray(img) for img in x], verbose=False)
@@ -104,47 +96,9 @@ def complete_targets(modality: str) -> list[tuple[object, np.ndarray]]:
     return out
 
 
-def fit_cascade_weights(modality: str, cv: dict) -> tuple[str, object, dict]:
-    """The cascade's estimator, fusion weights and default k, all from the training tasks' out-of-fold scores."""
-    from hf_spider.cascade import fit_cascade
-
-    from .selector import measured
-
-    names = cv["tasks"]
-    token = np.array([cv["oof_scores"][t] for t in names])
-    truth = np.stack([measured(modality, t).mean(0) for t in names])
-    num_models = token.shape[1]
-    affordable = list(range(1, num_models // 3 + 1))  # at most a third of the zoo's forward passes
-    fits = {}
-    for name in CASCADE_ESTIMATORS:
-        est = np.nan_to_num(np.stack([estimator_scores(modality, t, name)[0] for t in names]), nan=-1e30)
-        config, curve = fit_cascade(token, est, truth, estimator=name, ks=list(range(1, num_models + 1)))
-        best_k = max(affordable, key=lambda k: _curve_best(curve, k))
-        fits[name] = (config, curve, best_k, _curve_best(curve, best_k))
-    chosen = max(fits, key=lambda n: fits[n][3])
-    config, curve, best_k, _ = fits[chosen]
-    config.default_k = best_k
-    summary = {n: {"default_k": f[2], "training_tau": round(f[3], 4),
-                   "training_tau_by_k": {str(k): round(v, 4) for k, v in f[1]["best_tau"].items()},
-                   "weights": {str(k): w for k, w in f[0].weights.items()}} for n, f in fits.items()}
-    return chosen, config, {"chosen": chosen, "by_estimator": summary,
-                            "training_tau_token_only": round(float(np.mean(_taus(truth, token))), 4)}
-
-
-def _curve_best(curve: dict, k: int) -> float:
-    """Best mean training tau at depth k over the weight grid (``fit_cascade``'s curve)."""
-    return curve["best_tau"][k]
-
-
-def _taus(truth: np.ndarray, scores: np.ndarray) -> list[float]:
-    from hf_spider.evaluation import weighted_tau
-
-    return [weighted_tau(t, s) for t, s in zip(truth, scores)]
-
-
 def evaluate(modality: str) -> tuple[dict, dict, dict, dict]:
     """``(results {method: {task: metrics}}, scores {task: {method: {model: score}}}, side meta, extras)``."""
-    from hf_spider.cascade import fuse
+    from hf_spider.cascade import CascadeConfig, fuse
 
     from hf_spider.selector import SpiderSelector
     from hf_spider.tokens import TaskToken
@@ -154,7 +108,8 @@ def evaluate(modality: str) -> tuple[dict, dict, dict, dict]:
     ablation_path = selector_path(modality, "estimators")
     ablation = SpiderSelector.from_pretrained(str(ablation_path)) if ablation_path.is_dir() else None
     cv = load_cv(modality)
-    chosen, cascade, cascade_info = fit_cascade_weights(modality, cv)
+    cascade = CascadeConfig.from_dict(selector.config.cascade)
+    chosen = cascade.estimator
     targets = complete_targets(modality)
     results: dict[str, dict] = {}
     scores: dict[str, dict] = {}
@@ -191,9 +146,8 @@ def evaluate(modality: str) -> tuple[dict, dict, dict, dict]:
             "noise_ceiling": ceiling["weighted_tau"]}
     gaps = [read_json(CACHE / "timing" / modality / f"{s.name}.json")["prototype_max_abs_difference"]
             for s, _ in targets]
-    extras = {"cv": {k: v for k, v in cv.items() if not k.startswith("oof")}, "cascade": cascade_info,
-              "cascade_config": cascade.to_dict(), "reliability": ceiling["per_task"],
-              "prototype_max_abs_difference": max(gaps) if gaps else None}
+    extras = {"cv": {k: v for k, v in cv.items() if not k.startswith("oof")}, "cascade_config": cascade.to_dict(),
+              "reliability": ceiling["per_task"], "prototype_max_abs_difference": max(gaps) if gaps else None}
     return results, scores, side, extras
 
 

@@ -22,22 +22,23 @@ import argparse
 import json
 import logging
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
 
 from ..common import WORK, read_json, save_selector, set_threads, write_json
-from .ground_truth import FEATURE_ROOT, SEEDS, seed_accuracies, zoo
+from .ground_truth import SEEDS, seed_accuracies, zoo
 from .tasks import TaskSpec, all_tasks
 
 logger = logging.getLogger("spiderbench.v2.selector")
 
 ENCODER = {"image": "efficientnet-lite0-64px"}  # the task encoder: a zoo model, its features are cached by the GT
 EPOCHS = 200  # upper bound of the epoch curve
-LAMBDAS = (0.0, 0.025, 0.05, 0.1, 0.2, 0.4, 1.0)  # network weight in units of the prior's scale
+LAMBDAS = (0.0, 0.05, 0.1, 0.2, 0.4, 1.0, 2.0, 5.0, float("inf"))  # network weight in prior units; inf: network alone
 LABEL_ESTIMATORS = ("leep", "nce", "gbc", "parc", "transrate")  # the ablation's labels (v1's)
+CASCADE_ESTIMATORS = ("logme", "parc", "leep", "nce")  # the cascade's candidates (cheap at 1280-d)
 TOLERANCE = 0.005  # cross-validated mean-tau gain the network must show to be kept
 OUT = WORK / "v2" / "selector"
 BUNDLE = Path(__file__).resolve().parents[3] / "hf_spider" / "bundled"
@@ -63,15 +64,11 @@ def class_group(spec: TaskSpec, ref) -> str:
     return _group(ref)
 
 
-def load_features(modality: str, task: str, model: str) -> dict[str, np.ndarray]:
-    """The cached train-split outputs of a zoo model (``features``, ``labels``, maybe ``source_probs``)."""
-    with np.load(FEATURE_ROOT / modality / task / f"{model}.npz") as z:
-        return {k: z[k] for k in z.files}
-
-
 def prototypes(modality: str, task: str) -> torch.Tensor:
     """Class means of the task encoder's features of the task's train split. ``(C, d)``."""
     from hf_spider.tokens import class_prototypes
+
+    from .estimates import load_features
 
     z = load_features(modality, task, ENCODER[modality])
     return class_prototypes(torch.from_numpy(z["features"]).float(), z["labels"], int(z["labels"].max()) + 1)
@@ -105,7 +102,7 @@ def estimator_labels(modality: str, task: str) -> np.ndarray:
     """The estimator-aggregate label of a task: mean rank over ``LABEL_ESTIMATORS`` (NaN scores rank last)."""
     from hf_spider.estimators import aggregate_rankings
 
-    from .report import estimator_scores
+    from .estimates import estimator_scores
 
     scores = {n: estimator_scores(modality, task, n)[0] for n in LABEL_ESTIMATORS}
     return aggregate_rankings({n: np.nan_to_num(s, nan=-1e30) for n, s in scores.items()})
@@ -191,7 +188,7 @@ def cross_validate(items: list[Item], num_models: int, *, epochs: int = EPOCHS) 
         oof_prior[va] = prior([items[k] for k in tr])
         sigma[va] = spread(network_scores(result, [items[k] for k in tr]))
     by_lambda = {}
-    for lam in (*LAMBDAS, np.inf):
+    for lam in LAMBDAS:
         scores = np.stack([combine(p, n, lam, s) for p, n, s in zip(oof_prior, net, sigma)])
         by_lambda[str(lam)] = mean_tau(truth, scores)
     best = max(LAMBDAS, key=lambda lam: by_lambda[str(lam)])
@@ -199,7 +196,8 @@ def cross_validate(items: list[Item], num_models: int, *, epochs: int = EPOCHS) 
     oof = np.stack([combine(p, n, lam, s) for p, n, s in zip(oof_prior, net, sigma)])
     return {"folds": [{"group": g, "train": len(tr), "val": len(va)} for g, tr, va in split],
             "epoch_curve": [round(float(v), 4) for v in curve], "epochs": best_epochs,
-            "tau_by_lambda": {k: round(v, 4) for k, v in by_lambda.items()}, "lambda": lam,
+            "tau_by_lambda": {k: round(v, 4) for k, v in by_lambda.items()},
+            "lambda": lam if np.isfinite(lam) else "inf",  # JSON has no infinity
             "tau_prior": by_lambda["0.0"], "tau_chosen": mean_tau(truth, oof),
             "oof_scores": {i.name: s.tolist() for i, s in zip(items, oof)},
             "oof_network": {i.name: s.tolist() for i, s in zip(items, net)}}
@@ -215,12 +213,14 @@ def fit(modality: str, items: list[Item], cv: dict):
     models, _ = zoo(modality)
     result = train_network(items, len(models), epochs=cv["epochs"])
     sigma = spread(network_scores(result, items))
-    inputs = TaskInputsConfig(prior_scale=1.0, shrinkage=1.0, network_weight=cv["lambda"] / sigma,
+    lam = float(cv["lambda"])
+    inputs = TaskInputsConfig(prior_scale=0.0 if np.isinf(lam) else 1.0, shrinkage=1.0,
+                              network_weight=1.0 if np.isinf(lam) else lam / sigma,
                               chosen_by="leave-one-class-group-out CV over SpiderBench v2 training tasks "
                                         f"(epochs {cv['epochs']}, lambda {cv['lambda']})")
     config = SelectorConfig(name=NAME.format(modality), modality=modality,
                             task_encoder=f"hf-spider/{ENCODER[modality]}", shots_per_class=16,
-                            fitness=result.fitness.config)
+                            fitness=result.fitness.config, task_inputs=asdict(inputs))
     labels = ("measured fine-tuning (SpiderBench v2)" if cv.get("labels", "measured") == "measured"
               else "estimator-aggregate labels (ablation)")
     config.training = {"labels": labels, "training tasks": len(items),
@@ -233,6 +233,40 @@ def fit(modality: str, items: list[Item], cv: dict):
                         token_sha256=token_sha256(t), mirror=mirror_name(f"spiderbench/{m}"))
                for m, t in zip(models, result.model_tokens)]
     return SpiderSelector(config, result.fitness, entries, result.model_tokens, task_inputs=task_inputs)
+
+
+def fit_cascade_weights(modality: str, cv: dict):
+    """The cascade's estimator, fusion weights and default k (``hf_spider.cascade.CascadeConfig``), all from the
+    training tasks' out-of-fold selector scores and measured accuracies: no score made with a task in training.
+
+    Per estimator of ``CASCADE_ESTIMATORS``, ``fit_cascade`` learns a weight for every k; the default k is the best
+    training tau among k ≤ M/3 (the cascade must cost at most a third of the zoo's forward passes); the estimator
+    is the one with the best tau there.
+    """
+    from hf_spider.cascade import fit_cascade
+
+    from .estimates import estimator_scores
+
+    names = cv["tasks"]
+    token = np.array([cv["oof_scores"][t] for t in names])
+    truth = np.stack([measured(modality, t).mean(0) for t in names])
+    num_models = token.shape[1]
+    fits = {}
+    for name in CASCADE_ESTIMATORS:
+        est = np.nan_to_num(np.stack([estimator_scores(modality, t, name)[0] for t in names]), nan=-1e30)
+        config, curve = fit_cascade(token, est, truth, estimator=name)
+        best_k = max(range(1, num_models // 3 + 1), key=lambda k: (curve["best_tau"][k], -k))
+        fits[name] = (config, curve, best_k)
+    chosen = max(fits, key=lambda n: fits[n][1]["best_tau"][fits[n][2]])
+    config, _, best_k = fits[chosen]
+    config.default_k = best_k
+    config.trained_on.update({
+        "chosen_by": "training tasks' out-of-fold selector scores; default k: best among k <= M/3; estimator: best "
+                     f"of {list(CASCADE_ESTIMATORS)} there",
+        "by_estimator": {n: {"default_k": k, "weighted_tau_by_k": {str(j): round(v, 4)
+                                                                   for j, v in c["best_tau"].items()}}
+                         for n, (_, c, k) in fits.items()}})
+    return config
 
 
 def cv_path(modality: str, labels: str = "measured") -> Path:
@@ -250,6 +284,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--no-bundle", action="store_true", help="save to .work only, not to hf_spider/bundled")
     parser.add_argument("--labels", choices=["measured", "estimators"], default="measured",
                         help="estimators: the ablation trained on estimator-aggregate labels (never bundled)")
+    parser.add_argument("--fit-only", action="store_true", help="reuse the saved cross-validation; fit and save")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
     set_threads()
@@ -258,13 +293,20 @@ def main(argv: list[str] | None = None) -> None:
         raise SystemExit("No training task has measured ground truth yet; run v2.ground_truth --role train.")
     logger.info("%d training tasks (seeds: %s)", len(items), dict(Counter(i.seeds for i in items)))
     models, _ = zoo(args.modality)
-    cv = cross_validate(items, len(models), epochs=args.epochs)
-    cv["tasks"] = [i.name for i in items]
-    cv["labels"] = args.labels
-    write_json(cv_path(args.modality, args.labels), cv)
+    if args.fit_only:
+        cv = load_cv(args.modality, args.labels)
+        if cv["tasks"] != [i.name for i in items]:
+            raise SystemExit("The training tasks changed since the saved cross-validation; run without --fit-only.")
+    else:
+        cv = cross_validate(items, len(models), epochs=args.epochs)
+        cv["tasks"] = [i.name for i in items]
+        cv["labels"] = args.labels
+        write_json(cv_path(args.modality, args.labels), cv)
     logger.info("chosen: %d epochs, lambda %s; CV tau %.4f (prior alone %.4f)", cv["epochs"], cv["lambda"],
                 cv["tau_chosen"], cv["tau_prior"])
     selector = fit(args.modality, items, cv)
+    if args.labels == "measured":
+        selector.config.cascade = fit_cascade_weights(args.modality, cv).to_dict()
     bundle = None if args.no_bundle or args.labels != "measured" else BUNDLE / f"spiderbench-{args.modality}"
     save_selector(selector, selector_path(args.modality, args.labels), bundle)
     print(json.dumps({k: v for k, v in cv.items() if not k.startswith("oof")}, indent=1))
