@@ -229,6 +229,9 @@ class Ranking(Sequence[RankedModel]):
             if why and m.rank <= 3:
                 lines.append(f"{'':>4}  why: {why}")
         lines.append(f"score: {SCORE_HELP}.")
+        if estimated:
+            lines.append("estimator: the transferability estimator's score of each re-ranked candidate (higher is "
+                         "better; '-': not a candidate).")
         if not sized and self.models:
             lines.append("parameters: not recorded in this selector's zoo.")
         if not pinned and self.models:

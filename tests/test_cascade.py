@@ -254,7 +254,8 @@ def test_rank_with_an_estimator_runs_only_the_top_k(selector, monkeypatch):
     records = ranking.to_dict()["models"]
     assert records[0]["estimator_score"] == ranking[0].estimator_score and records[3]["estimator_score"] is None
     assert list(ranking.to_pandas()["estimator_score"].isna()) == [False, False, True, True]
-    assert "estimator" in str(ranking) and "estimator score" in ranking.to_markdown()
+    assert "estimator: the transferability estimator's score" in str(ranking)
+    assert "estimator score" in ranking.to_markdown()
     assert "estimator" not in str(base).split("\n")[1]  # no column without an estimator
 
 
@@ -309,6 +310,12 @@ def test_a_saved_cascade_loads_back(selector, tmp_path):
         selector.config.cascade = {}
     loaded = SpiderSelector.from_pretrained(tmp_path / "sel", token_source="mirror", local_models=True)
     assert CascadeConfig.from_dict(loaded.config.cascade) == cascade
+    assert "default k = 2, estimator weight by k (learned on training tasks): k=2: 0.3, k=4: 0.8." in " ".join(
+        (tmp_path / "sel" / "README.md").read_text().split())  # the card says what the cascade does
+    loaded.config.cascade = {**cascade.to_dict(), "default_k": 3}  # set by hand, wrong: refused, folder kept
+    with pytest.raises(ArtifactError, match="`default_k` 3"):
+        loaded.save_pretrained(tmp_path / "sel")
+    assert CascadeConfig.from_dict(json.loads((tmp_path / "sel" / "config.json").read_text())["cascade"]) == cascade
     saved = json.loads((tmp_path / "sel" / "config.json").read_text())
     saved["cascade"]["weights"]["4"] = 7  # a hand-edited weight is refused on load, naming the field
     (tmp_path / "sel" / "config.json").write_text(json.dumps(saved))
