@@ -15,6 +15,17 @@ def _order(scores: np.ndarray) -> list:
     return np.argsort(-scores, axis=-1, kind="stable").tolist()
 
 
+@pytest.fixture(scope="module")
+def features_dir(tmp_path_factory):
+    return tmp_path_factory.mktemp("cascade-features")
+
+
+@pytest.fixture(autouse=True)
+def own_feature_cache(features_dir, monkeypatch):
+    """Features computed here stay out of the session's cache: other tests count the forward passes they cause."""
+    monkeypatch.setenv("HF_SPIDER_FEATURES_CACHE", str(features_dir))
+
+
 @pytest.fixture
 def scores():
     rng = np.random.default_rng(0)
@@ -243,7 +254,7 @@ def test_rank_with_an_estimator_runs_only_the_top_k(selector, monkeypatch):
     calls.clear()
     selector.rank(text_dataset(), rerank=1, estimator="leep", verbose=False)
     assert calls == [(base[0].model_id, True)]  # LEEP reads the source-class probabilities
-    monkeypatch.undo()
+    monkeypatch.setattr(features_module, "extract_features", real)  # (not undo(): it would drop our cache dir)
     assert [m.reranked for m in ranking] == [True, True, False, False]
     assert {m.model_id for m in ranking[:2]} == {m.model_id for m in base[:2]}
     assert [m.model_id for m in ranking[2:]] == [m.model_id for m in base[2:]]  # the rest: token order
