@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 # `hf-spider --help` do not pay for torch, transformers and datasets.
 _EXPORTS = {
     "bundled_selector": "bundled", "list_bundled": "bundled",
+    "CascadeConfig": "cascade", "fit_cascade": "cascade",
     "cold_start_token": "cold_start", "linear_cka": "cold_start",
     "SelectorConfig": "config",
     "TaskSample": "data", "sample_task": "data",
@@ -36,6 +37,7 @@ _EXPORTS = {
 
 if TYPE_CHECKING:  # static type checkers and IDEs see the eager imports
     from .bundled import bundled_selector, list_bundled
+    from .cascade import CascadeConfig, fit_cascade
     from .cold_start import cold_start_token, linear_cka
     from .config import SelectorConfig
     from .data import TaskSample, sample_task
@@ -78,7 +80,7 @@ __all__ = [
     "FitnessConfig", "FitnessNetwork", "TrainingConfig", "TrainingTask", "listmle_loss", "train_spider",
     "fit_model_token", "cold_start_token", "linear_cka",
     "extract_features", "Features", "ESTIMATORS", "get_estimator", "aggregate_rankings",
-    "score_models", "ScoreTable", "approximate_performance",
+    "score_models", "ScoreTable", "approximate_performance", "CascadeConfig", "fit_cascade",
     "bundled_selector", "list_bundled",
     "HfSpiderError", "InvalidInputError", "TokenIntegrityError", "ZooError", "ArtifactError", "MissingDependencyError",
 ]

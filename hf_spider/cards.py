@@ -183,9 +183,11 @@ def selector_card(
     rerank_k: int | None = None,
     accuracy: str | None = None,
     task_inputs: dict[str, Any] | None = None,
+    cascade: dict[str, Any] | None = None,
 ) -> ModelCard:
     """Render the selector's model card (``library_name: hf-spider``, tags, the zoo, how it was trained; ``accuracy``:
-    Markdown on its predicted accuracy and how well that is calibrated, when it has one)."""
+    Markdown on its predicted accuracy and how well that is calibrated, when it has one; ``cascade``: its validated
+    ``config.cascade``, when it has one)."""
     data = ModelCardData(
         library_name="hf-spider",
         tags=["hf-spider", "model-selection", "model-spider", f"{modality}-classification"],
@@ -210,4 +212,5 @@ def selector_card(
         rerank_k=rerank_k,
         accuracy=accuracy,
         task_inputs=task_inputs,
+        cascade=cascade,
     )

@@ -100,7 +100,7 @@ def cmd_rank(args: argparse.Namespace) -> int:
     ranking = selector.rank(dataset, split=args.split, input_column=args.input_column,
                             label_column=args.label_column, top_k=None if args.pareto else args.top_k,
                             rerank=args.rerank, verbose=not (args.json or args.markdown or args.quiet),
-                            max_parameters=max_parameters)
+                            max_parameters=max_parameters, estimator=args.estimator)
     if args.pareto:  # the front over the whole zoo: small models that rank low overall belong on it
         ranking = ranking.pareto()
         if not len(ranking):
@@ -319,12 +319,17 @@ def build_parser() -> argparse.ArgumentParser:
                             "line of Python that loads the winner.",
                 examples="  hf-spider rank bundled:fashion-mnist\n"
                          "  hf-spider rank uoft-cs/cifar10 --split test --top-k 5 --json | jq '.models[0]'\n"
-                         "  hf-spider rank ./my-images --selector org/spider-vision --markdown")
+                         "  hf-spider rank ./my-images --selector org/spider-vision --markdown\n"
+                         "  hf-spider rank ./my-images --selector org/spider-vision --rerank 5 --estimator logme")
     rank.add_argument("dataset", help="Hub dataset id, local folder, or bundled:<name> (see `hf-spider info`)")
     _dataset_flags(rank)
     rank.add_argument("--top-k", type=int, default=10, help="models to show (default: 10)")
     rank.add_argument("--rerank", type=int, metavar="K", help="re-rank the top K with forward passes of those models "
                                                               "(default: the selector's rerank_k; 0 = tokens only)")
+    rank.add_argument("--estimator", metavar="NAME",
+                      help="re-order the top K (--rerank K; default: the selector's learned cascade depth) by their "
+                           "token score fused with this transferability estimator's (e.g. logme, leep; see `hf-spider "
+                           "score --help`): costs K forward passes, one per candidate model")
     rank.add_argument("--max-params", metavar="N", help="only models with at most N parameters, e.g. 100M, 1.5B, "
                                                         "25000K (models of unknown size are left out)")
     rank.add_argument("--pareto", action="store_true", help="only the models that no other model beats on both "

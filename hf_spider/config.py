@@ -35,6 +35,7 @@ class SelectorConfig:
     fitness: FitnessConfig = field(default_factory=FitnessConfig)
     training: dict[str, Any] = field(default_factory=dict)  # how it was trained (filled by `train`)
     task_inputs: dict[str, Any] = field(default_factory=dict)  # prior + task inputs (hf_spider.task_inputs); {} = none
+    cascade: dict[str, Any] = field(default_factory=dict)  # learned estimator cascade (hf_spider.cascade); {} = none
     format_version: int = CONFIG_FORMAT_VERSION
 
     def __post_init__(self) -> None:
@@ -43,6 +44,8 @@ class SelectorConfig:
             self.task_encoder = DEFAULT_TASK_ENCODERS.get(kind)  # unknown modality: refused by from_dict
         if isinstance(self.fitness, dict):
             self.fitness = FitnessConfig(**self.fitness)
+        if not isinstance(self.cascade, dict):  # a CascadeConfig: kept in its JSON form, like task_inputs
+            self.cascade = self.cascade.to_dict()
 
     @classmethod
     def from_dict(cls, data: Any) -> SelectorConfig:
@@ -83,6 +86,10 @@ class SelectorConfig:
             from .task_inputs import TaskInputsConfig
 
             TaskInputsConfig.from_dict(config.task_inputs)  # raises ArtifactError naming the bad field
+        if config.cascade:
+            from .cascade import CascadeConfig
+
+            CascadeConfig.from_dict(config.cascade)  # raises ArtifactError naming the bad field
         return config
 
 
@@ -162,6 +169,7 @@ SELECTOR_FIELDS = {
     "fitness": lambda value: None,  # checked field by field by check_fitness
     "training": _json_object,
     "task_inputs": _json_object,  # its fields are checked by TaskInputsConfig.from_dict after this pass
+    "cascade": _json_object,  # its fields are checked by CascadeConfig.from_dict after this pass
     "format_version": lambda value: None,  # checked first, with its own message
 }
 

@@ -53,6 +53,10 @@ class SelectorIOMixin:
 
     def _save_pretrained(self, save_directory: Path) -> None:
         save_directory = Path(save_directory)
+        if self.config.cascade:  # a cascade set by hand in Python: refused here rather than on the next load
+            from .cascade import CascadeConfig
+
+            CascadeConfig.from_dict(self.config.cascade)
         for entry, tok in zip(self.zoo, self.model_tokens):
             atomic_write_bytes(save_directory / entry.mirror, token_bytes(
                 tok, model_id=entry.model_id, selector=self.config.name, selector_revision=self.revision))
@@ -71,6 +75,7 @@ class SelectorIOMixin:
             zoo=[asdict(e) for e in self.zoo], training=self.config.training,
             task_inputs=self.task_inputs.describe() if self.task_inputs is not None else None,
             rerank_k=self.config.rerank_k if self.config.fitness.ptm_widths else None,
+            cascade=self.config.cascade or None,
             accuracy=self.accuracy.card_section() if self.accuracy is not None else None,
         )
         atomic_write_text(save_directory / "README.md", str(card))

@@ -24,6 +24,8 @@ class RankedModel:
         score: Fitness score; only the order is meaningful, and only within one ranking.
         task_type: ``"image-classification"`` or ``"text-classification"``.
         reranked: Whether the score came from the re-ranking stage (forward passes of this model).
+        estimator_score: The transferability estimator's score of this model when the ranking ran an estimator
+            cascade (``rank(..., estimator=...)``) and this model was a candidate; ``None`` otherwise.
         predicted_accuracy: Expected fine-tuning accuracy on the dataset (0-1), where the selector was trained on
             measured accuracies; ``None`` otherwise.
         predicted_accuracy_interval: ``(low, high)`` 80 % interval around ``predicted_accuracy``, or ``None``.
@@ -41,6 +43,7 @@ class RankedModel:
     score: float
     task_type: str
     reranked: bool = False
+    estimator_score: float | None = None
     predicted_accuracy: float | None = None
     predicted_accuracy_interval: tuple[float, float] | None = None
     num_parameters: int | None = None
@@ -151,8 +154,10 @@ class Ranking(Sequence[RankedModel]):
     def to_markdown(self) -> str:
         """A Markdown table: rank, model, predicted accuracy with its 80 % interval, parameters, score; then the
         notes."""
-        header = f"| rank | model | predicted accuracy (80% interval) | parameters | score ({SCORE_HELP}) |"
-        rows = [header, "|---:|---|---:|---:|---:|"]
+        estimated = any(m.estimator_score is not None for m in self.models)
+        header = (f"| rank | model | predicted accuracy (80% interval) | parameters | score ({SCORE_HELP}) |"
+                  + (" estimator score |" if estimated else ""))
+        rows = [header, "|---:|---|---:|---:|---:|" + ("---:|" if estimated else "")]
         for m in self.models:
             name = m.model_id + (" (re-ranked)" if m.reranked else "")
             if m.aliases:
@@ -160,7 +165,8 @@ class Ranking(Sequence[RankedModel]):
             if evidence_text(m.evidence):
                 name += f"<br>why: {evidence_text(m.evidence)}"
             rows.append(f"| {m.rank} | {name} | {format_accuracy(m.predicted_accuracy, m.predicted_accuracy_interval)}"
-                        f" | {format_parameter_count(m.num_parameters)} | {m.score:.4f} |")
+                        f" | {format_parameter_count(m.num_parameters)} | {m.score:.4f} |"
+                        + (f" {_estimator_text(m.estimator_score)} |" if estimated else ""))
         notes = self.all_notes()
         if notes:
             rows += ["", *(f"> **Note:** {note}" for note in notes)]
@@ -202,10 +208,11 @@ class Ranking(Sequence[RankedModel]):
         width = max([len(m.model_id) for m in self.models] + [5])
         pinned = any(m.revision for m in self.models)
         sized = any(m.num_parameters is not None for m in self.models)
+        estimated = any(m.estimator_score is not None for m in self.models)
         acc_head = "predicted accuracy (80% interval)"
         head = (f"{'rank':>4}  {'model':<{width}}  " + (f"{'revision':<12}  " if pinned else "")
                 + (f"{acc_head:>33}  " if self.predicts_accuracy else "") + (f"{'parameters':>10}  " if sized else "")
-                + f"{'score':>8}")
+                + f"{'score':>8}" + (f"  {'estimator':>10}" if estimated else ""))
         lines = [f"Ranking of {len(self)} models for {self.dataset} by {self.selector} ({self.seconds:.2f} s)", head]
         for m in self.models:
             revision = f"{(m.revision or 'unpinned')[:12]:<12}  " if pinned else ""
@@ -213,13 +220,18 @@ class Ranking(Sequence[RankedModel]):
             accuracy = f"{accuracy:>33}  " if self.predicts_accuracy else ""
             size = f"{format_parameter_count(m.num_parameters):>10}  " if sized else ""
             flag = "  re-ranked" if m.reranked else ""
-            lines.append(f"{m.rank:>4}  {m.model_id:<{width}}  {revision}{accuracy}{size}{m.score:>8.4f}{flag}")
+            estimate = f"  {_estimator_text(m.estimator_score):>10}" if estimated else ""
+            lines.append(f"{m.rank:>4}  {m.model_id:<{width}}  {revision}{accuracy}{size}{m.score:>8.4f}{estimate}"
+                         f"{flag}")
             if m.aliases:
                 lines.append(f"{'':>4}  also published as {', '.join(m.aliases)}")
             why = evidence_text(m.evidence)
             if why and m.rank <= 3:
                 lines.append(f"{'':>4}  why: {why}")
         lines.append(f"score: {SCORE_HELP}.")
+        if estimated:
+            lines.append("estimator: the transferability estimator's score of each re-ranked candidate (higher is "
+                         "better; '-': not a candidate).")
         if not sized and self.models:
             lines.append("parameters: not recorded in this selector's zoo.")
         if not pinned and self.models:
@@ -229,6 +241,11 @@ class Ranking(Sequence[RankedModel]):
 
     def __repr__(self) -> str:
         return f"Ranking(dataset={self.dataset!r}, selector={self.selector!r}, models={len(self)})"
+
+
+def _estimator_text(value: float | None) -> str:
+    """An estimator score for a table cell; ``-`` for a model that was not a cascade candidate."""
+    return "-" if value is None else f"{value:.4g}"
 
 
 def evidence_text(evidence: dict[str, Any] | None) -> str:

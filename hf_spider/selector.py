@@ -20,13 +20,14 @@ from . import hub
 from .accuracy import AccuracyModel, ranked_fields
 from .config import SelectorConfig
 from .data import Modality, TaskSample, dataset_label_names, dataset_modality, readable_label, sample_task
-from .errors import ArtifactError, InvalidInputError, ZooError
+from .errors import InvalidInputError
 from .fitness import FitnessNetwork, merge_rerank
 from .ids import check_model_id, check_selector_name
 from .persistence import SelectorIOMixin
 from .ranking import RankedModel, Ranking, select_models
+from .rerank_stage import RerankMixin
 from .task_inputs import TaskInputs
-from .tokens import TaskEncoder, TaskToken, standardized_prototypes, token_sha256
+from .tokens import TaskEncoder, TaskToken, token_sha256
 from .training import TrainingConfig, TrainingTask, train_spider
 from .zoo import ZooMixin
 
@@ -37,6 +38,7 @@ RERANK_TOLERANCE = 0.005  # validation tau a deeper default re-rank must gain (~
 
 class SpiderSelector(
     ZooMixin,
+    RerankMixin,
     SelectorIOMixin,  # before ModelHubMixin: its save_pretrained / from_pretrained wrap the mixin's
     ModelHubMixin,
     library_name="hf-spider",
@@ -235,6 +237,7 @@ class SpiderSelector(
         revision: str | None = None,
         verbose: bool = True,
         max_parameters: int | None = None,
+        estimator: str | None = None,
     ) -> Ranking:
         """Rank the zoo for a dataset, best first.
 
@@ -252,6 +255,11 @@ class SpiderSelector(
             verbose: Show progress bars.
             max_parameters: Show only models with at most this many parameters (models of unknown size are left
                 out; a note says how many).
+            estimator: Re-rank with a transferability estimator instead (e.g. ``"logme"``, see
+                ``hf_spider.estimators.ESTIMATORS``): the top ``rerank`` models by token score run on the sample
+                (``rerank`` forward passes; default ``config.cascade``'s learned depth), and are re-ordered by their
+                token score fused with the estimator's, with the weight the selector learned for that estimator (0.5
+                and a note when it learned none). Needs no PTM projections.
 
         Returns:
             A [`Ranking`] (mirrors of one model shown once, with their ``aliases``); ``ranking[0].load()`` gives
@@ -260,9 +268,16 @@ class SpiderSelector(
         Raises:
             InvalidInputError: unusable dataset or arguments (the message says how to fix it).
         """
-        k = self.config.rerank_k if rerank is None else rerank
         if top_k is not None and top_k < 1:
             raise InvalidInputError(f"top_k must be ≥ 1 or None, got {top_k}.")
+        start = time.perf_counter()
+        name = _describe(dataset, split)
+        if estimator is not None:
+            return self._rank_cascade(dataset, estimator, rerank, top_k=top_k, dataset_name=name, start=start,
+                                      max_parameters=max_parameters, verbose=verbose, split=split,
+                                      input_column=input_column, label_column=label_column, seed=seed,
+                                      revision=revision)
+        k = self.config.rerank_k if rerank is None else rerank
         if k < 0:
             raise InvalidInputError(f"rerank must be ≥ 0, got {k}.")
         if k and not len(self.fitness.ptm_proj):
@@ -270,8 +285,6 @@ class SpiderSelector(
                 "This selector was trained without the re-ranking stage (no PTM projections); call rank(rerank=0), "
                 "or train it with TrainingConfig(rerank_prob > 0) on tasks with ptm_prototypes."
             )
-        start = time.perf_counter()
-        name = _describe(dataset, split)
         if not k:
             task = self.task_token(dataset, split=split, input_column=input_column, label_column=label_column,
                                    seed=seed, revision=revision, verbose=verbose)
@@ -302,21 +315,6 @@ class SpiderSelector(
             return self.label_name_token(sample.label_names)
         return self.task_encoder.encode(sample, verbose=verbose)
 
-    def _ptm_prototypes(self, index: int, sample: TaskSample, *, verbose: bool) -> torch.Tensor:
-        """Class prototypes of the task in zoo model ``index``'s own feature space (cached). ``(C, w)``."""
-        from .features import extract_features
-
-        entry = self.zoo[index]
-        try:
-            features = extract_features(entry.model_id, sample, revision=entry.revision, verbose=verbose).features
-        except (OSError, hub.HubUnreachableError, ArtifactError) as err:  # cannot load / not cached / offline
-            raise ZooError(
-                f"Re-ranking runs the top models, and {entry.model_id!r} could not be loaded ({err}). Rank with "
-                "rerank=0 (CLI: --rerank 0) for the token-only ranking, or make the model reachable (network, a "
-                "pre-filled HF cache, or a local folder)."
-            ) from err
-        return standardized_prototypes(torch.as_tensor(features), sample.labels, sample.num_classes)
-
     def rank_task(
         self, task: TaskToken, *, top_k: int | None = None, dataset_name: str = "task", start: float | None = None,
         max_parameters: int | None = None,
@@ -327,7 +325,8 @@ class SpiderSelector(
                              max_parameters=max_parameters)
 
     def _ranking(self, scores: np.ndarray, task: TaskToken, *, top_k: int | None, dataset_name: str, start: float,
-                 reranked: set[int] = frozenset(), max_parameters: int | None = None) -> Ranking:
+                 reranked: set[int] = frozenset(), max_parameters: int | None = None, notes: list[str] = (),
+                 estimator_scores: dict[int, float] | None = None) -> Ranking:
         order = np.argsort(-scores, kind="stable")  # every model: mirrors and the size budget are applied below
         extra = ranked_fields(self.accuracy, [self.zoo[i] for i in order], task.prototypes, task.label_names,
                               num_models=len(scores))  # size, licence; predicted accuracy + evidence if calibrated
@@ -335,10 +334,11 @@ class SpiderSelector(
         models = [
             RankedModel(rank=r + 1, model_id=self.zoo[i].model_id, revision=self.zoo[i].revision,
                         score=float(scores[i]), task_type=self.zoo[i].task_type, reranked=int(i) in reranked,
-                        label_names=labels, **fields)
+                        estimator_score=(estimator_scores or {}).get(int(i)), label_names=labels, **fields)
             for r, (i, fields) in enumerate(zip(order, extra))
         ]
-        models, notes = select_models(models, top_k=top_k, max_parameters=max_parameters)
+        models, shown = select_models(models, top_k=top_k, max_parameters=max_parameters)
+        notes = [*notes, *shown]
         if self.config.task_token_kind == "label_names":
             notes = ["ranked from class names only", *notes]
         return Ranking(models, selector=self.config.name, selector_revision=self.revision, dataset=dataset_name,
