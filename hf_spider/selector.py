@@ -259,7 +259,8 @@ class SpiderSelector(
                 ``hf_spider.estimators.ESTIMATORS``): the top ``rerank`` models by token score run on the sample
                 (``rerank`` forward passes; default ``config.cascade``'s learned depth), and are re-ordered by their
                 token score fused with the estimator's, with the weight the selector learned for that estimator (0.5
-                and a note when it learned none). Needs no PTM projections.
+                and a note when it learned none). Needs no PTM projections. A selector with a learned cascade and no
+                PTM projections re-ranks with its cascade's estimator whenever ``rerank`` > 0.
 
         Returns:
             A [`Ranking`] (mirrors of one model shown once, with their ``aliases``); ``ranking[0].load()`` gives
@@ -272,6 +273,8 @@ class SpiderSelector(
             raise InvalidInputError(f"top_k must be ≥ 1 or None, got {top_k}.")
         start = time.perf_counter()
         name = _describe(dataset, split)
+        if estimator is None and rerank and not len(self.fitness.ptm_proj) and self.config.cascade:
+            estimator = self.config.cascade["estimator"]  # this selector re-ranks with its learned cascade
         if estimator is not None:
             return self._rank_cascade(dataset, estimator, rerank, top_k=top_k, dataset_name=name, start=start,
                                       max_parameters=max_parameters, verbose=verbose, split=split,

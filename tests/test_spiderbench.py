@@ -134,10 +134,16 @@ def test_bundled_selector_ranks_the_spiderbench_zoo():
     from benchmarks.spiderbench.build_zoo import ZOO
     from hf_spider import SpiderSelector, bundled_selector
     from hf_spider.bundled import bundled_dataset
+    from hf_spider.cascade import CascadeConfig
+    from hf_spider.estimators import ESTIMATORS
 
     selector = SpiderSelector.from_pretrained(bundled_selector("spiderbench-image"), token_source="mirror")
     assert selector.model_ids == [f"spiderbench/{m}" for m in ZOO]
-    assert selector.config.fitness.ptm_widths and 0 <= selector.config.rerank_k <= len(ZOO)
+    # v2: the prior + the network, trained on measured fine-tuning, and a learned estimator cascade within M/3
+    assert selector.task_inputs is not None and selector.task_inputs.prior.shape == (len(ZOO),)
+    assert selector.config.training["labels"].startswith("measured fine-tuning")
+    cascade = CascadeConfig.from_dict(selector.config.cascade)
+    assert cascade.estimator in ESTIMATORS and 1 <= cascade.default_k <= len(ZOO) // 3
     ranking = selector.rank(bundled_dataset("fashion-mnist"), rerank=0, verbose=False)
     assert sorted(m.model_id for m in ranking) == sorted(selector.model_ids)
     assert all(np.isfinite(m.score) for m in ranking)

@@ -101,8 +101,21 @@ def test_add_model_extends_the_prior_and_refuses_a_folder_update(tmp_path):
     assert selector.score(_task()).shape == (M + 1,)
 
 
-def test_old_selectors_load_without_task_inputs_and_score_with_the_network_alone():
-    selector = SpiderSelector.from_pretrained(bundled_selector("spiderbench-image"), token_source="mirror")
+def test_old_selectors_load_without_task_inputs_and_score_with_the_network_alone(tmp_path):
+    # an old selector on disk: the bundled one with the task_inputs / cascade entries a v1 file never had taken out
+    import shutil
+
+    from safetensors.torch import load_file, save_file
+
+    old = tmp_path / "old"
+    shutil.copytree(bundled_selector("spiderbench-image"), old)
+    config = json.loads((old / "config.json").read_text())
+    for key in ("task_inputs", "cascade"):
+        config.pop(key, None)
+    (old / "config.json").write_text(json.dumps(config))
+    state = load_file(old / "model.safetensors")
+    save_file({k: v for k, v in state.items() if not k.startswith("task_inputs.")}, old / "model.safetensors")
+    selector = SpiderSelector.from_pretrained(old, token_source="mirror")
     assert selector.task_inputs is None and selector.config.task_inputs == {}
     task = TaskToken(torch.randn(4, selector.config.fitness.task_dim), list("abcd"), "enc")
     with torch.no_grad():
