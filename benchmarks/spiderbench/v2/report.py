@@ -34,7 +34,7 @@ import torch
 from ..common import WORK, fmt, ranking_metrics, read_json, set_threads, write_json
 from ..report_meta import model_scores, results_document
 from .estimates import estimator_scores
-from .ground_truth import GT_ROOT, SEEDS, seed_accuracies, zoo
+from .ground_truth import FEATURE_ROOT, GT_ROOT, SEEDS, seed_accuracies, zoo
 from .reliability import noise_ceiling
 from .selector import ENCODER, load_cv, prototypes, selector_path
 from .tasks import all_tasks
@@ -44,6 +44,7 @@ ROOT = Path(__file__).resolve().parents[3]
 ESTIMATORS = ["logme", "leep", "nce", "gbc", "parc", "transrate"]  # hscore (1.1 s per model at 1280-d), sfda: not run
 CACHE = WORK / "v2" / "report"
 TARGET_COLUMNS = ["spider", "spider_cascade", "zoo_mean"]
+ENCODER_VARIANTS = ["resnet-tiny", "lite0-32", "pixels-16"]  # task-encoder ablation (item 6), if trained
 
 
 _WARM: list[bool] = []
@@ -80,7 +81,8 @@ def timing(modality: str, spec, selector) -> dict:
         model = load(zoo_dir / m)
         features_and_probs(model, trunk_outputs(model, x))
         forward[m] = time.perf_counter() - start
-    gap = float((protos - prototypes(modality, spec.name)).abs().max())  # library path vs the cached GT features
+    cached = FEATURE_ROOT / modality / spec.name / f"{ENCODER[modality]}.npz"  # written by the ground truth
+    gap = float((protos - prototypes(modality, spec.name)).abs().max()) if cached.is_file() else None
     rec = {"spider": spider, "forward": forward, "zoo": models, "prototype_max_abs_difference": gap}
     write_json(path, rec)
     return rec
@@ -99,7 +101,6 @@ def complete_targets(modality: str) -> list[tuple[object, np.ndarray]]:
 def evaluate(modality: str) -> tuple[dict, dict, dict, dict]:
     """``(results {method: {task: metrics}}, scores {task: {method: {model: score}}}, side meta, extras)``."""
     from hf_spider.cascade import CascadeConfig, fuse
-
     from hf_spider.selector import SpiderSelector
     from hf_spider.tokens import TaskToken
 
@@ -107,6 +108,8 @@ def evaluate(modality: str) -> tuple[dict, dict, dict, dict]:
     selector = SpiderSelector.from_pretrained(str(selector_path(modality)))
     ablation_path = selector_path(modality, "estimators")
     ablation = SpiderSelector.from_pretrained(str(ablation_path)) if ablation_path.is_dir() else None
+    variants = {v: SpiderSelector.from_pretrained(str(p)) for v in ENCODER_VARIANTS
+                if (p := selector_path(modality, encoder=v)).is_dir()}
     cv = load_cv(modality)
     cascade = CascadeConfig.from_dict(selector.config.cascade)
     chosen = cascade.estimator
@@ -138,14 +141,16 @@ def evaluate(modality: str) -> tuple[dict, dict, dict, dict]:
             extra = forward[[m for m in top if m != encoder_index]].sum() + compute[top].sum()
             rows[f"spider_cascade@{k}"] = (fused, t["spider"] + float(extra))
         rows["spider_cascade"] = rows[f"spider_cascade@{cascade.default_k}"]
+        for v, sel in variants.items():  # seconds: benchmarks/spiderbench/v2/SPEED.md times these encoders
+            rows[f"spider@encoder-{v}"] = (sel.score(TaskToken(prototypes(modality, spec.name, v),
+                                                               [c.key for c in spec.classes], v)), None)
         for method, (pred, seconds) in rows.items():
             results.setdefault(method, {})[spec.name] = ranking_metrics(truth, pred, seconds)
             scores.setdefault(spec.name, {})[method] = model_scores(models, pred)
     ceiling = noise_ceiling({spec.name: acc for spec, acc in targets})
     side = {"tasks": [s.name for s, _ in targets], "estimators": ESTIMATORS, "gt_seeds": SEEDS,
             "noise_ceiling": ceiling["weighted_tau"]}
-    gaps = [read_json(CACHE / "timing" / modality / f"{s.name}.json")["prototype_max_abs_difference"]
-            for s, _ in targets]
+    gaps = [g for s, _ in targets if (g := timing(modality, s, selector)["prototype_max_abs_difference"]) is not None]
     extras = {"cv": {k: v for k, v in cv.items() if not k.startswith("oof")}, "cascade_config": cascade.to_dict(),
               "reliability": ceiling["per_task"], "prototype_max_abs_difference": max(gaps) if gaps else None}
     return results, scores, side, extras
@@ -168,14 +173,14 @@ def export_ground_truth(path: Path, modality: str) -> None:
 
 
 def mean(results: dict, method: str, tasks: list[str], key: str) -> float:
-    vals = [results[method][t][key] for t in tasks if np.isfinite(results[method][t][key])]
+    vals = [v for t in tasks if (v := results[method][t][key]) is not None and np.isfinite(v)]
     return float(np.mean(vals)) if vals else float("nan")
 
 
 def render(results: dict, side: dict, extras: dict, boot: dict, modality: str, command: str) -> str:
     tasks, ceiling = side["tasks"], side["noise_ceiling"]
     main = ["spider", "spider_cascade", "zoo_mean", *ESTIMATORS,
-            *(["spider_estimator_labels"] if "spider_estimator_labels" in results else [])]
+            *(m for m in results if m == "spider_estimator_labels" or m.startswith("spider@"))]
     main.sort(key=lambda m: -mean(results, m, tasks, "weighted_tau"))
     best = max(ESTIMATORS, key=lambda m: mean(results, m, tasks, "weighted_tau"))
     cascade = extras["cascade_config"]
@@ -189,9 +194,10 @@ def render(results: dict, side: dict, extras: dict, boot: dict, modality: str, c
         b = boot.get(f"{m} - {best}")
         ci = "—" if b is None else f"{b['mean_difference']:+.3f} [{b['low']:+.3f}, {b['high']:+.3f}]"
         lines.append(f"| {m} | {fmt(tau)} | {fmt(ceiling - tau)} | {fmt(mean(results, m, tasks, 'pearson'))} | "
-                     f"{fmt(mean(results, m, tasks, 'regret'))} | {mean(results, m, tasks, 'seconds'):.2f} | {ci} |")
+                     f"{fmt(mean(results, m, tasks, 'regret'))} | {fmt(mean(results, m, tasks, 'seconds'))} | {ci} |")
     lines += ["", f"`spider_cascade` = depth k = {cascade['default_k']} with **{cascade['estimator']}** (chosen on "
-              "the training tasks' out-of-fold scores, among k ≤ M/3). Its depth curve on the targets:", "",
+              "the training tasks' out-of-fold scores, among k ≤ M/3 − 2: a third of the estimator's forward passes, "
+              "spider's own encoder pass budgeted as two). Its depth curve on the targets:", "",
               "| k | weighted τ | top-1 regret | seconds / task | fusion weight of the estimator |",
               "|---|---|---|---|---|"]
     for k in range(1, sum(m.startswith("spider_cascade@") for m in results) + 1):

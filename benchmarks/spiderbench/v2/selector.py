@@ -39,6 +39,9 @@ EPOCHS = 200  # upper bound of the epoch curve
 LAMBDAS = (0.0, 0.05, 0.1, 0.2, 0.4, 1.0, 2.0, 5.0, float("inf"))  # network weight in prior units; inf: network alone
 LABEL_ESTIMATORS = ("leep", "nce", "gbc", "parc", "transrate")  # the ablation's labels (v1's)
 CASCADE_ESTIMATORS = ("logme", "parc", "leep", "nce")  # the cascade's candidates (cheap at 1280-d)
+# spider's own cost in zoo forward passes (encoder load + pass + scoring): measured 0.7 (SPEED.md) to 1.35 (the
+# report's timing loop on a loaded machine) passes of the mean zoo model; budgeted as 2
+SPIDER_PASSES = 2
 TOLERANCE = 0.005  # cross-validated mean-tau gain the network must show to be kept
 OUT = WORK / "v2" / "selector"
 BUNDLE = Path(__file__).resolve().parents[3] / "hf_spider" / "bundled"
@@ -64,13 +67,21 @@ def class_group(spec: TaskSpec, ref) -> str:
     return _group(ref)
 
 
-def prototypes(modality: str, task: str) -> torch.Tensor:
-    """Class means of the task encoder's features of the task's train split. ``(C, d)``."""
+def prototypes(modality: str, task: str, encoder: str | None = None) -> torch.Tensor:
+    """Class means of the task encoder's features of the task's train split. ``(C, d)``.
+
+    ``encoder``: a variant of ``encoders.py`` (its cached features) instead of the default encoder, for the
+    speed-vs-tau ablation of item 6.
+    """
     from hf_spider.tokens import class_prototypes
 
     from .estimates import load_features
 
-    z = load_features(modality, task, ENCODER[modality])
+    if encoder is None:
+        z = load_features(modality, task, ENCODER[modality])
+    else:
+        with np.load(WORK / "v2" / "encoder_features" / encoder / f"{task}.npz") as f:
+            z = {k: f[k] for k in f.files}
     return class_prototypes(torch.from_numpy(z["features"]).float(), z["labels"], int(z["labels"].max()) + 1)
 
 
@@ -80,7 +91,7 @@ def measured(modality: str, task: str) -> np.ndarray | None:
     return None if not done else seed_accuracies(modality, task, done)
 
 
-def training_items(modality: str, labels: str = "measured") -> list[Item]:
+def training_items(modality: str, labels: str = "measured", encoder: str | None = None) -> list[Item]:
     """Every training task with at least one seed measured for the whole zoo and its encoder features cached.
 
     ``labels="estimators"`` (the ablation, v1's way) replaces the measured accuracies by the mean rank of the
@@ -94,7 +105,7 @@ def training_items(modality: str, labels: str = "measured") -> list[Item]:
         groups = [class_group(spec, r) for r in spec.classes]
         target = acc.mean(0) if labels == "measured" else estimator_labels(modality, spec.name)
         items.append(Item(spec.name, frozenset(groups), Counter(groups).most_common(1)[0][0],
-                          prototypes(modality, spec.name), target, len(acc)))
+                          prototypes(modality, spec.name, encoder), target, len(acc)))
     return items
 
 
@@ -223,7 +234,8 @@ def fit(modality: str, items: list[Item], cv: dict):
                             fitness=result.fitness.config, task_inputs=asdict(inputs))
     labels = ("measured fine-tuning (SpiderBench v2)" if cv.get("labels", "measured") == "measured"
               else "estimator-aggregate labels (ablation)")
-    config.training = {"labels": labels, "training tasks": len(items),
+    config.training = {"labels": labels, "task encoder features": cv.get("encoder", ENCODER[modality]),
+                       "training tasks": len(items),
                        "seeds per task": sorted({i.seeds for i in items}), "epochs": cv["epochs"],
                        "validation": "leave-one-class-group-out over training tasks",
                        "cross-validated weighted tau": round(cv["tau_chosen"], 4),
@@ -240,8 +252,8 @@ def fit_cascade_weights(modality: str, cv: dict):
     training tasks' out-of-fold selector scores and measured accuracies: no score made with a task in training.
 
     Per estimator of ``CASCADE_ESTIMATORS``, ``fit_cascade`` learns a weight for every k; the default k is the best
-    training tau among k ≤ M/3 (the cascade must cost at most a third of the zoo's forward passes); the estimator
-    is the one with the best tau there.
+    training tau among the k whose cost stays within a third of the estimator's (M forward passes): k passes plus
+    spider's own, ``SPIDER_PASSES``, ≤ M/3. The estimator is the one with the best tau there.
     """
     from hf_spider.cascade import fit_cascade
 
@@ -255,26 +267,32 @@ def fit_cascade_weights(modality: str, cv: dict):
     for name in CASCADE_ESTIMATORS:
         est = np.nan_to_num(np.stack([estimator_scores(modality, t, name)[0] for t in names]), nan=-1e30)
         config, curve = fit_cascade(token, est, truth, estimator=name)
-        best_k = max(range(1, num_models // 3 + 1), key=lambda k: (curve["best_tau"][k], -k))
+        affordable = range(1, max(1, num_models // 3 - SPIDER_PASSES) + 1)
+        best_k = max(affordable, key=lambda k: (curve["best_tau"][k], -k))
         fits[name] = (config, curve, best_k)
     chosen = max(fits, key=lambda n: fits[n][1]["best_tau"][fits[n][2]])
     config, _, best_k = fits[chosen]
     config.default_k = best_k
     config.trained_on.update({
-        "chosen_by": "training tasks' out-of-fold selector scores; default k: best among k <= M/3; estimator: best "
-                     f"of {list(CASCADE_ESTIMATORS)} there",
+        "chosen_by": "training tasks' out-of-fold selector scores; default k: best among k <= M/3 - "
+                     f"{SPIDER_PASSES} (a third of the estimator's cost, spider's own included); estimator: best of "
+                     f"{list(CASCADE_ESTIMATORS)} there",
         "by_estimator": {n: {"default_k": k, "weighted_tau_by_k": {str(j): round(v, 4)
                                                                    for j, v in c["best_tau"].items()}}
                          for n, (_, c, k) in fits.items()}})
     return config
 
 
-def cv_path(modality: str, labels: str = "measured") -> Path:
-    return OUT / modality / ("cv.json" if labels == "measured" else f"cv-{labels}-labels.json")
+def _variant(labels: str, encoder: str | None) -> str:
+    return "".join([f"-{labels}-labels" if labels != "measured" else "", f"-encoder-{encoder}" if encoder else ""])
 
 
-def selector_path(modality: str, labels: str = "measured") -> Path:
-    return OUT / modality / ("selector" if labels == "measured" else f"selector-{labels}-labels")
+def cv_path(modality: str, labels: str = "measured", encoder: str | None = None) -> Path:
+    return OUT / modality / f"cv{_variant(labels, encoder)}.json"
+
+
+def selector_path(modality: str, labels: str = "measured", encoder: str | None = None) -> Path:
+    return OUT / modality / f"selector{_variant(labels, encoder)}"
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -284,36 +302,39 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--no-bundle", action="store_true", help="save to .work only, not to hf_spider/bundled")
     parser.add_argument("--labels", choices=["measured", "estimators"], default="measured",
                         help="estimators: the ablation trained on estimator-aggregate labels (never bundled)")
+    parser.add_argument("--encoder", help="a task-encoder variant of encoders.py (ablation; never bundled)")
     parser.add_argument("--fit-only", action="store_true", help="reuse the saved cross-validation; fit and save")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
     set_threads()
-    items = training_items(args.modality, args.labels)
+    items = training_items(args.modality, args.labels, args.encoder)
     if not items:
         raise SystemExit("No training task has measured ground truth yet; run v2.ground_truth --role train.")
     logger.info("%d training tasks (seeds: %s)", len(items), dict(Counter(i.seeds for i in items)))
     models, _ = zoo(args.modality)
     if args.fit_only:
-        cv = load_cv(args.modality, args.labels)
+        cv = load_cv(args.modality, args.labels, args.encoder)
         if cv["tasks"] != [i.name for i in items]:
             raise SystemExit("The training tasks changed since the saved cross-validation; run without --fit-only.")
     else:
         cv = cross_validate(items, len(models), epochs=args.epochs)
         cv["tasks"] = [i.name for i in items]
         cv["labels"] = args.labels
-        write_json(cv_path(args.modality, args.labels), cv)
+        cv["encoder"] = args.encoder or ENCODER[args.modality]
+        write_json(cv_path(args.modality, args.labels, args.encoder), cv)
     logger.info("chosen: %d epochs, lambda %s; CV tau %.4f (prior alone %.4f)", cv["epochs"], cv["lambda"],
                 cv["tau_chosen"], cv["tau_prior"])
     selector = fit(args.modality, items, cv)
-    if args.labels == "measured":
+    if args.labels == "measured" and not args.encoder:
         selector.config.cascade = fit_cascade_weights(args.modality, cv).to_dict()
-    bundle = None if args.no_bundle or args.labels != "measured" else BUNDLE / f"spiderbench-{args.modality}"
-    save_selector(selector, selector_path(args.modality, args.labels), bundle)
+    ablation = args.labels != "measured" or args.encoder
+    bundle = None if args.no_bundle or ablation else BUNDLE / f"spiderbench-{args.modality}"
+    save_selector(selector, selector_path(args.modality, args.labels, args.encoder), bundle)
     print(json.dumps({k: v for k, v in cv.items() if not k.startswith("oof")}, indent=1))
 
 
-def load_cv(modality: str, labels: str = "measured") -> dict:
-    return read_json(cv_path(modality, labels))
+def load_cv(modality: str, labels: str = "measured", encoder: str | None = None) -> dict:
+    return read_json(cv_path(modality, labels, encoder))
 
 
 if __name__ == "__main__":
