@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import tempfile
 import time
 from pathlib import Path
 
@@ -110,35 +109,45 @@ def _selectors(workdir: Path) -> dict:
 
     paths = {"lite0-64": bundled_path, "lite0-32": save("lite0-32", str(encoder32), 1280),
              "resnet-tiny": save("resnet-tiny", str(ZOO_DIR / "tiny-resnet-scratch-glyphs-upper"), 128)}
-    return {v: (lambda p=p: SpiderSelector.from_pretrained(p)) for v, p in paths.items()}
+    # mirror tokens, as the CLI loads bundled selectors: no Hub lookup per model token
+    return {v: (lambda p=p: SpiderSelector.from_pretrained(p, token_source="mirror")) for v, p in paths.items()}
 
 
-def library_timings(tasks: list[str]) -> dict[str, dict[str, dict[str, float]]]:
-    """``{variant: {task: {part: seconds}}}``, one ``rank`` per (variant, task) after one warm-up per variant."""
-    out: dict[str, dict[str, dict[str, float]]] = {}
-    with tempfile.TemporaryDirectory() as tmp:
-        loaders = _selectors(Path(tmp))
-        datasets_ = {}
-        for t in tasks:
-            images, labels = train_split(get_task(t))
-            datasets_[t] = image_dataset(images, labels, [c.key for c in get_task(t).classes])
-        for variant, load in loaders.items():
-            timed_rank(load, datasets_[tasks[0]])  # warm-up: imports, the encoder's one-off conversion
-            out[variant] = {t: timed_rank(load, ds) for t, ds in datasets_.items()}
-    return out
+def library_methods(workdir: Path, tasks: list[str]):
+    """``{"library/<variant>": fn(task) -> (seconds, parts)}`` timing one real ``rank`` each call; the datasets are
+    built here, before any timing."""
+    loaders = _selectors(workdir)
+    data = {}
+    for t in tasks:
+        images, labels = train_split(get_task(t))
+        data[t] = image_dataset(images, labels, [c.key for c in get_task(t).classes])
+
+    def method(load):
+        def once(task: str) -> tuple[float, dict[str, float]]:
+            parts = timed_rank(load, data[task])
+            return parts.pop("total"), parts
+
+        return once
+
+    return {f"library/{v}": method(load) for v, load in loaders.items()}
 
 
-def library_section(tasks: list[str], logme_seconds: dict[str, float]) -> str:
-    """The markdown section: median seconds of each part over the tasks, and the total against LogME's."""
-    timings = library_timings(tasks)
+def render_library(result: dict, logme: str) -> str:
+    """The markdown section: median seconds of each part (over every task and repeat), total and ratio to LogME."""
+    names = [m for m in result["seconds"] if m.startswith("library/")]
+    if not names:
+        return ""
     lines = ["", "## The library's path: `SpiderSelector.from_pretrained(...).rank(dataset, rerank=0)`", "",
-             "Median seconds over the same targets (one call per task after a warm-up; the dataset is an in-memory "
-             "`datasets.Dataset` of the train split, PNG-encoded `Image` column). `pixels-*` have no library path.",
-             "", "| variant | " + " | ".join(PARTS) + " | total | total / LogME |",
+             "Timed in the same interleaved loop as the rows above. The dataset is an in-memory `datasets.Dataset` of "
+             "the train split (PNG-encoded `Image` column, `ClassLabel`). Parts: median over every task and repeat; "
+             "total and ratio: median over tasks of the per-task median. `pixels-*` have no library path (the "
+             "library's `TaskEncoder` reads Transformers models).", "",
+             "| variant | " + " | ".join(PARTS) + " | total | total / LogME |",
              "|---|" + "---|" * (len(PARTS) + 2)]
-    for variant, per_task in timings.items():
-        med = {p: float(np.median([r[p] for r in per_task.values()])) for p in [*PARTS, "total"]}
-        ratio = float(np.median([r["total"] / logme_seconds[t] for t, r in per_task.items()]))
-        lines.append(f"| {variant} | " + " | ".join(f"{med[p]:.3f}" for p in PARTS)
-                     + f" | {med['total']:.3f} | {ratio:.4f} |")
+    for m in names:
+        per_task = {t: float(np.median(v)) for t, v in result["seconds"][m].items()}
+        ratio = float(np.median([s / float(np.median(result["seconds"][logme][t])) for t, s in per_task.items()]))
+        parts = result["steps"][m]
+        lines.append(f"| {m.removeprefix('library/')} | " + " | ".join(f"{np.median(parts[p]):.3f}" for p in PARTS)
+                     + f" | {np.median(list(per_task.values())):.3f} | {ratio:.4f} |")
     return "\n".join(lines) + "\n"

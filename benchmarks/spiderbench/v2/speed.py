@@ -16,7 +16,8 @@ For each target, starting from its train split in memory (``(N, 64, 64, 3)`` uin
 Methods run interleaved per task, their order reversed on every other repeat, so machine load (this machine's other
 jobs) hits them alike; each (method, task) keeps the median over repeats. A warm-up pass over the first task runs
 every method once before timing (imports, lazy initialisation, the OS file cache: every repeat then reads model files
-from memory, for both sides). ``library.py`` times the library's own ``SpiderSelector.rank`` path and its parts.
+from memory, for both sides). The library's own path (``library.py``: ``SpiderSelector.rank`` and its parts) runs in
+the same loop as methods ``library/<variant>``.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ import os
 import platform
 import shlex
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -93,14 +95,18 @@ def spider(variant: str, images: np.ndarray, labels: np.ndarray, scorer) -> tupl
     return scores, {"load": t1 - t0, "encode": t2 - t1, "prototypes + scoring": t3 - t2}
 
 
-def run(tasks: list[str], variants: list[str], repeats: int) -> dict:
-    """``{"seconds": {method: {task: [s per repeat]}}, "steps": {variant: {step: [s]}}}``."""
+def run(tasks: list[str], variants: list[str], repeats: int, library: dict | None = None) -> dict:
+    """``{"seconds": {method: {task: [s per repeat]}}, "steps": {method: {step: [s]}}}``; ``library`` adds methods
+    ``name -> fn(task) -> (seconds, steps)`` (``library.library_methods``) to the same loop."""
     models = zoo("image")[0]
     by_width = scorers()
     data = {t: train_split(get_task(t)) for t in tasks}
-    methods = [LOGME, *variants]
+    library = library or {}
+    methods = [LOGME, *variants, *library]
 
     def once(method: str, task: str) -> tuple[float, dict]:
+        if method in library:
+            return library[method](task)
         images, labels = data[task]
         start = time.perf_counter()
         if method == LOGME:
@@ -112,7 +118,7 @@ def run(tasks: list[str], variants: list[str], repeats: int) -> dict:
     for method in methods:  # warm-up, not recorded
         once(method, tasks[0])
     seconds = {m: {t: [] for t in tasks} for m in methods}
-    steps: dict[str, dict[str, list[float]]] = {v: {} for v in variants}
+    steps: dict[str, dict[str, list[float]]] = {m: {} for m in methods if m != LOGME}
     for r in range(repeats):
         for task in tasks:
             for method in methods if r % 2 == 0 else methods[::-1]:
@@ -121,7 +127,7 @@ def run(tasks: list[str], variants: list[str], repeats: int) -> dict:
                 for k, v in parts.items():
                     steps[method].setdefault(k, []).append(v)
             logger.info("repeat %d, %s: LogME %.2f s, %s", r, task, seconds[LOGME][task][-1],
-                        ", ".join(f"{v} {seconds[v][task][-1]:.3f} s" for v in variants))
+                        ", ".join(f"{m} {seconds[m][task][-1]:.3f} s" for m in methods[1:]))
     return {"seconds": seconds, "steps": steps}
 
 
@@ -155,6 +161,8 @@ def render(result: dict, summary: dict, command: str, before: str, after: str, l
              "the median over tasks. Goal: spider ≤ 1/15 = 0.067 of LogME's whole-zoo time.", "",
              "| method | d | seconds / task | spider / LogME | worst task | meets 1/15 |", "|---|---|---|---|---|---|"]
     for m, s in summary.items():
+        if m.startswith("library/"):
+            continue
         width = "" if m == LOGME else str(VARIANTS[m].width)
         ratio = "1" if m == LOGME else f"{s['ratio']:.4f} (1/{1 / s['ratio']:.0f})"
         worst = "" if m == LOGME else f"{s['worst_ratio']:.4f}"
@@ -165,6 +173,8 @@ def render(result: dict, summary: dict, command: str, before: str, after: str, l
     lines += ["", "Where spider's seconds go (median over every task and repeat):", "",
               "| variant | load encoder | encode | prototypes + scoring |", "|---|---|---|---|"]
     for v, parts in result["steps"].items():
+        if v.startswith("library/"):
+            continue
         lines.append(f"| {v} | " + " | ".join(f"{np.median(parts[k]):.4f}" for k in
                                                ("load", "encode", "prototypes + scoring")) + " |")
     lines += ["", "Per task (median seconds over repeats):", "",
@@ -198,14 +208,12 @@ def main(argv: list[str] | None = None) -> None:
     given = argv if argv is not None else sys.argv[1:]
     command = "python -m benchmarks.spiderbench.v2.speed " + " ".join(shlex.quote(a) for a in given)
     before = machine()
-    result = run(args.tasks, args.variants, args.repeats)
-    library = ""
-    if not args.no_library:
-        from .library import library_section
+    from .library import library_methods, render_library
 
-        library = library_section(args.tasks, {t: float(np.median(v)) for t, v in result["seconds"][LOGME].items()})
-    summary = summarise(result)
-    text = render(result, summary, command, before, machine(), library)
+    with tempfile.TemporaryDirectory() as tmp:
+        library = None if args.no_library else library_methods(Path(tmp), args.tasks)
+        result = run(args.tasks, args.variants, args.repeats, library)
+    text = render(result, summarise(result), command, before, machine(), render_library(result, LOGME))
     args.out.write_text(text)
     print(text)
 
