@@ -168,8 +168,9 @@ def read_labels(dataset, label_column: str) -> tuple[np.ndarray, list[str]]:
             "single-label column with `label_column=` (CLI: --label-column), or derive one first, e.g. "
             f"`dataset.map(lambda row: {{'label': row[{label_column!r}][0]}})`."
         )
-    raw = dataset.with_format("numpy", columns=[label_column])[label_column]
-    raw = np.asarray(raw)
+    # The Arrow column in one slice, not ``ds[column]``: that is a lazy ``Column`` whose conversion formats one row
+    # at a time (2.2 s for 20,000 labels, against 0.02 s). Arrow keeps the dtype; int nulls become float NaN.
+    raw = dataset.with_format("arrow", columns=[label_column])[:][label_column].to_numpy()
     if raw.ndim != 1:
         raise InvalidInputError(
             f"Label column {label_column!r} holds {raw.ndim}-D values; hf-spider needs one class per row."
@@ -284,7 +285,7 @@ def sample_task(
     if modality == "image":  # decoded already shrunk to what encoders read, one at a time; errors name the row
         inputs = decode_sampled_images(rows, input_column, indices, max_side=max_image_side)
     else:
-        inputs = ["" if x is None else str(x) for x in rows[input_column]]
+        inputs = ["" if x is None else str(x) for x in rows[:][input_column]]  # one slice, not row by row
     key = hashlib.sha256(
         f"{getattr(ds, '_fingerprint', '')}|{input_column}|{label_column}|".encode() + indices.tobytes()
     ).hexdigest()

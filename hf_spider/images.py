@@ -35,7 +35,8 @@ def decode_sampled_images(rows: Any, column: str, indices: np.ndarray, *, max_si
     import datasets
 
     feature = rows.features[column]
-    raw = rows.cast_column(column, datasets.Image(decode=False))[column]  # {"bytes", "path"} per row, not decoded
+    # {"bytes", "path"} per row, not decoded; one slice (a ``Column`` would be formatted one row at a time)
+    raw = rows.cast_column(column, datasets.Image(decode=False))[:][column]
     return [_decode(value, row=int(row), column=column, max_side=max_side, mode=getattr(feature, "mode", None))
             for row, value in zip(indices, raw)]
 
