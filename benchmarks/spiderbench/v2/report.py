@@ -105,11 +105,12 @@ def evaluate(modality: str) -> tuple[dict, dict, dict, dict]:
     from hf_spider.tokens import TaskToken
 
     models, _ = zoo(modality)
-    selector = SpiderSelector.from_pretrained(str(selector_path(modality)))
-    ablation_path = selector_path(modality, "estimators")
-    ablation = SpiderSelector.from_pretrained(str(ablation_path)) if ablation_path.is_dir() else None
-    variants = {v: SpiderSelector.from_pretrained(str(p)) for v in ENCODER_VARIANTS
-                if (p := selector_path(modality, encoder=v)).is_dir()}
+    def load(path: Path):  # the benchmark zoo is not on the Hub: tokens from the selector's own mirror
+        return SpiderSelector.from_pretrained(str(path), token_source="mirror") if path.is_dir() else None
+
+    selector = load(selector_path(modality))
+    ablation = load(selector_path(modality, "estimators"))
+    variants = {v: s for v in ENCODER_VARIANTS if (s := load(selector_path(modality, encoder=v))) is not None}
     cv = load_cv(modality)
     cascade = CascadeConfig.from_dict(selector.config.cascade)
     chosen = cascade.estimator
@@ -238,6 +239,14 @@ no class and no source with the zoo's fine-tuning data or the selector's trainin
 (`tests/test_spiderbench_v2.py`). Weighted τ is against the 3-seed ground truth; "to ceiling" is the noise ceiling
 minus the method's τ; the interval is a paired bootstrap over targets (10,000 resamples). Per-model scores of every
 method are in `results.json` (`_scores`), the measured accuracies of every seed in `ground_truth.json`.
+
+Seconds per task are measured side by side in one loop per target (`report.timing`: 2 CPU cores, 1 torch thread, no
+other job running): spider = load its task encoder + encode the train split through the library path + score; an
+estimator = load each of the 15 zoo models + its forward pass over the same split + the estimator; the cascade =
+spider + the forward passes of its k candidates + the estimator on them. `spider@encoder-*` rows are the task-encoder
+ablation (selectors trained the same way on other encoders' features); their seconds are in
+`benchmarks/spiderbench/v2/SPEED.md`. The text side of v2 is not measured yet (its ground truth projects to 9.7
+CPU-hours; `benchmarks/spiderbench/README.md`).
 
 """
 HISTORY = """
