@@ -81,7 +81,7 @@ class RankedModel:
             raise model_load_error(self.model_id, self.revision, err) from err
 
 
-NO_ACCURACY_NOTE = ("this selector does not predict accuracy (it was not trained on measured fine-tuning accuracies): "
+NO_ACCURACY_NOTE = ("this selector does not predict accuracy (it ships no accuracy calibration, accuracy.json): "
                     "the fitness score only orders the models of this ranking.")
 SCORE_HELP = "the selector's score: higher ranks first; only the order within one ranking means something"
 
