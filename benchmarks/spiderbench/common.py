@@ -107,7 +107,7 @@ def ranking_metrics(gt: np.ndarray, pred: np.ndarray, seconds: float) -> dict[st
 def mean_metric(per_task: dict[str, dict], tasks: list[str], key: str) -> float:
     """Mean of one metric over the tasks a method has a finite value for (NaN if none)."""
     vals = [per_task[t][key] for t in tasks if t in per_task]
-    vals = [v for v in vals if np.isfinite(v)]
+    vals = [v for v in vals if v is not None and np.isfinite(v)]  # None: not measured (e.g. seconds)
     return float(np.mean(vals)) if vals else float("nan")
 
 

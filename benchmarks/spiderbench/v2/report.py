@@ -31,7 +31,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..common import WORK, fmt, ranking_metrics, read_json, set_threads, write_json
+from ..common import WORK, fmt, mean_metric, ranking_metrics, read_json, set_threads, write_json
 from ..report_meta import model_scores, results_document
 from .estimates import estimator_scores
 from .ground_truth import FEATURE_ROOT, GT_ROOT, SEEDS, seed_accuracies, zoo
@@ -118,17 +118,20 @@ def evaluate(modality: str) -> tuple[dict, dict, dict, dict]:
     results: dict[str, dict] = {}
     scores: dict[str, dict] = {}
     encoder_index = models.index(ENCODER[modality])
+    gaps = []
     for spec, acc in targets:
         truth = acc.mean(0)
         t = timing(modality, spec, selector)
+        if t["prototype_max_abs_difference"] is not None:
+            gaps.append(t["prototype_max_abs_difference"])
         forward = np.array([t["forward"][m] for m in models])
-        token = selector.score(TaskToken(prototypes(modality, spec.name), [c.key for c in spec.classes],
-                                         selector.config.task_encoder))
+        labels = [c.key for c in spec.classes]
+        task = TaskToken(prototypes(modality, spec.name), labels, selector.config.task_encoder)
+        token = selector.score(task)
         rows = {"spider": (token, t["spider"]),
-                **({} if ablation is None else {"spider_estimator_labels": (ablation.score(TaskToken(
-                    prototypes(modality, spec.name), [c.key for c in spec.classes], ablation.config.task_encoder)),
-                    t["spider"])}),
                 "zoo_mean": (selector.task_inputs.prior.numpy().astype(np.float64), 0.0)}
+        if ablation is not None:  # same encoder and token: only the training labels differ
+            rows["spider_estimator_labels"] = (ablation.score(task), t["spider"])
         est = {}
         for name in ESTIMATORS:
             s, compute = estimator_scores(modality, spec.name, name)
@@ -143,15 +146,13 @@ def evaluate(modality: str) -> tuple[dict, dict, dict, dict]:
             rows[f"spider_cascade@{k}"] = (fused, t["spider"] + float(extra))
         rows["spider_cascade"] = rows[f"spider_cascade@{cascade.default_k}"]
         for v, sel in variants.items():  # seconds: benchmarks/spiderbench/v2/SPEED.md times these encoders
-            rows[f"spider@encoder-{v}"] = (sel.score(TaskToken(prototypes(modality, spec.name, v),
-                                                               [c.key for c in spec.classes], v)), None)
+            rows[f"spider@encoder-{v}"] = (sel.score(TaskToken(prototypes(modality, spec.name, v), labels, v)), None)
         for method, (pred, seconds) in rows.items():
             results.setdefault(method, {})[spec.name] = ranking_metrics(truth, pred, seconds)
             scores.setdefault(spec.name, {})[method] = model_scores(models, pred)
     ceiling = noise_ceiling({spec.name: acc for spec, acc in targets})
     side = {"tasks": [s.name for s, _ in targets], "estimators": ESTIMATORS, "gt_seeds": SEEDS,
             "noise_ceiling": ceiling["weighted_tau"]}
-    gaps = [g for s, _ in targets if (g := timing(modality, s, selector)["prototype_max_abs_difference"]) is not None]
     extras = {"cv": {k: v for k, v in cv.items() if not k.startswith("oof")}, "cascade_config": cascade.to_dict(),
               "reliability": ceiling["per_task"], "prototype_max_abs_difference": max(gaps) if gaps else None}
     return results, scores, side, extras
@@ -159,12 +160,11 @@ def evaluate(modality: str) -> tuple[dict, dict, dict, dict]:
 
 def export_ground_truth(path: Path, modality: str) -> None:
     """Every measured unit of the modality (targets and training tasks, every seed) in one committed JSON."""
+    units = [read_json(p) for p in sorted((GT_ROOT / modality).glob("*/*/seed*.json"))]
     out = {}
-    for p in sorted((GT_ROOT / modality).glob("*/*/seed*.json")):
-        r = read_json(p)
+    for r in units:
         out.setdefault(r["task"], {}).setdefault(r["model"], {})[str(r["seed"])] = {
             "accuracy": r["accuracy"], "chosen_lr": r.get("chosen_lr"), "cpu_seconds": r.get("cpu_seconds")}
-    units = [read_json(p) for p in sorted((GT_ROOT / modality).glob("*/*/seed*.json"))[:1]]
     doc = read_json(path) if path.is_file() else {}
     doc = {(k if k.startswith("v") else f"v1/{k}"): v for k, v in doc.items()}  # v1's measurements are kept
     doc[f"v2/{modality}"] = {"protocol": units[0].get("protocol") if units else None,
@@ -174,8 +174,7 @@ def export_ground_truth(path: Path, modality: str) -> None:
 
 
 def mean(results: dict, method: str, tasks: list[str], key: str) -> float:
-    vals = [v for t in tasks if (v := results[method][t][key]) is not None and np.isfinite(v)]
-    return float(np.mean(vals)) if vals else float("nan")
+    return mean_metric(results[method], tasks, key)
 
 
 def render(results: dict, side: dict, extras: dict, boot: dict, modality: str, command: str) -> str:

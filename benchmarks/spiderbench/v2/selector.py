@@ -30,7 +30,7 @@ import torch
 
 from ..common import WORK, read_json, save_selector, set_threads, write_json
 from .ground_truth import SEEDS, seed_accuracies, zoo
-from .tasks import TaskSpec, all_tasks
+from .tasks import all_tasks, class_group
 
 logger = logging.getLogger("spiderbench.v2.selector")
 
@@ -60,13 +60,6 @@ class Item:
     seeds: int
 
 
-def class_group(spec: TaskSpec, ref) -> str:
-    """A training pool class's group: its source, glyphs by script (``tasks._group``)."""
-    from .tasks import _group
-
-    return _group(ref)
-
-
 def prototypes(modality: str, task: str, encoder: str | None = None) -> torch.Tensor:
     """Class means of the task encoder's features of the task's train split. ``(C, d)``.
 
@@ -75,20 +68,17 @@ def prototypes(modality: str, task: str, encoder: str | None = None) -> torch.Te
     """
     from hf_spider.tokens import class_prototypes
 
+    from .encoders import read_features
     from .estimates import load_features
 
-    if encoder is None:
-        z = load_features(modality, task, ENCODER[modality])
-    else:
-        with np.load(WORK / "v2" / "encoder_features" / encoder / f"{task}.npz") as f:
-            z = {k: f[k] for k in f.files}
+    z = load_features(modality, task, ENCODER[modality]) if encoder is None else read_features(encoder, task)
     return class_prototypes(torch.from_numpy(z["features"]).float(), z["labels"], int(z["labels"].max()) + 1)
 
 
 def measured(modality: str, task: str) -> np.ndarray | None:
     """``(seeds, M)`` accuracies over the seeds measured for every model so far (None if not even one)."""
-    done = [s for s in SEEDS if seed_accuracies(modality, task, [s]) is not None]
-    return None if not done else seed_accuracies(modality, task, done)
+    rows = [a for s in SEEDS if (a := seed_accuracies(modality, task, [s])) is not None]
+    return np.concatenate(rows) if rows else None
 
 
 def training_items(modality: str, labels: str = "measured", encoder: str | None = None) -> list[Item]:
@@ -102,7 +92,7 @@ def training_items(modality: str, labels: str = "measured", encoder: str | None 
         acc = measured(modality, spec.name)
         if acc is None:
             continue
-        groups = [class_group(spec, r) for r in spec.classes]
+        groups = [class_group(r) for r in spec.classes]
         target = acc.mean(0) if labels == "measured" else estimator_labels(modality, spec.name)
         items.append(Item(spec.name, frozenset(groups), Counter(groups).most_common(1)[0][0],
                           prototypes(modality, spec.name, encoder), target, len(acc)))

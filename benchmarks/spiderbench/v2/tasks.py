@@ -122,7 +122,7 @@ def training_pool(modality: str) -> tuple[ClassRef, ...]:
             + refs("faker-field", TRAINING_FIELDS) + refs("docstrings", TRAINING_DOCSTRINGS))
 
 
-def _group(ref: ClassRef) -> str:
+def class_group(ref: ClassRef) -> str:
     """The sampling group of a pool class: its source, and for glyphs its script block."""
     if ref.source != "glyphs":
         return ref.source
@@ -136,7 +136,7 @@ def _group(ref: ClassRef) -> str:
 def training_tasks(modality: str, num_tasks: int = NUM_TRAINING_TASKS, seed: int = 0) -> tuple[TaskSpec, ...]:
     """Class subsets of the training pool (2–10 classes; most from one group, a fifth mixing groups)."""
     pool = training_pool(modality)
-    subsets = sample_training_tasks([_group(r) for r in pool], num_tasks, seed=seed)
+    subsets = sample_training_tasks([class_group(r) for r in pool], num_tasks, seed=seed)
     return tuple(TaskSpec(f"train-{modality}-{i:03d}", modality, "train", tuple(pool[c] for c in subset),
                           "training task: " + ", ".join(pool[c].key for c in subset))
                  for i, subset in enumerate(subsets))
