@@ -40,7 +40,8 @@ def bootstrap_vs_best_estimator(results: dict, tasks: list[str], estimators: lis
     if not present or not tasks:
         return {}
     best = max(present, key=lambda e: np.nanmean(taus(e)) if np.isfinite(taus(e)).any() else -np.inf)
-    return {f"{m} - {best}": paired_bootstrap(taus(m), taus(best)) for m in results if m != best}
+    return {f"{m} - {best}": paired_bootstrap(taus(m), taus(best)) for m in results
+            if m != best and all(t in results[m] for t in tasks)}  # methods of the other side only are skipped
 
 
 def build_meta(results: dict, sides: dict[str, dict]) -> dict:

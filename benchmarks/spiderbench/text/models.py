@@ -113,3 +113,100 @@ def fine_tune(backbone, tokenizer, splits: dict, num_classes: int, *, lr: float,
                                batch_size=batch_size, val=splits["val"])
     return {"val_accuracy": history[-1], "val_history": history,
             "test_accuracy": accuracy(model, tokenizer, *splits["test"])}
+
+
+# --- v2's text protocol: top fine-tuning on the frozen lower layers' cached outputs (like the image side's) ---------
+
+
+@torch.inference_mode()
+def lower_states(backbone, tokenizer, texts: list[str], batch_size: int = 64) -> tuple[torch.Tensor, torch.Tensor]:
+    """The input of the backbone's last layer for every text: ``(N, L, H)`` float32 and the ``(N, L)`` mask.
+
+    L is the longest tokenised text (≤ ``MAX_LENGTH``); shorter texts are zero-padded and masked. Computed once per
+    (task, model), so every seed and learning rate trains on the same frozen features.
+    """
+    backbone.eval()
+    enc = tokenizer(texts, padding=True, truncation=True, max_length=MAX_LENGTH, return_tensors="pt")
+    inputs = {k: v for k, v in enc.items() if k in ("input_ids", "attention_mask", "token_type_ids")}
+    mask = inputs["attention_mask"]
+    states = torch.zeros(*mask.shape, backbone.config.hidden_size)
+    order = torch.argsort(mask.sum(1))  # similar lengths together, each batch cut to its longest text
+    for s in range(0, len(texts), batch_size):
+        idx = order[s : s + batch_size]
+        length = int(mask[idx].sum(1).max())
+        batch = {k: v[idx, :length] for k, v in inputs.items()}
+        states[idx, :length] = backbone(**batch, output_hidden_states=True).hidden_states[-2].float()
+    return states, mask
+
+
+def _additive_mask(mask: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
+    # a (B, 1, 1, L) additive mask: what BERT's eager and SDPA attention both add to their scores
+    return (1.0 - mask[:, None, None, :].to(dtype)) * torch.finfo(dtype).min
+
+
+class TopClassifier(nn.Module):
+    """A copy of the backbone's last layer + a new linear classifier on its mask-mean pooled output."""
+
+    def __init__(self, backbone: nn.Module, num_classes: int):
+        super().__init__()
+        self.layer = copy.deepcopy(backbone.encoder.layer[-1])
+        self.classifier = nn.Linear(backbone.config.hidden_size, num_classes)
+
+    def hidden(self, states: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        out = self.layer(states, attention_mask=_additive_mask(mask, states.dtype))
+        return out[0] if isinstance(out, tuple) else out
+
+    def forward(self, states: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        from hf_spider.features import mean_pool
+
+        return self.classifier(mean_pool(self.hidden(states, mask), mask))
+
+
+def _trim(states: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    # drop the columns every text of the batch pads: the layer's cost scales with L²
+    length = int(mask.sum(1).max())
+    return states[:, :length], mask[:, :length]
+
+
+@torch.inference_mode()
+def top_accuracy(model: TopClassifier, states: torch.Tensor, mask: torch.Tensor, y: np.ndarray) -> float:
+    """Top-1 accuracy in percent (0–100) on cached lower-layer states."""
+    model.eval()
+    order = torch.argsort(mask.sum(1))  # similar lengths together: less padding per batch
+    preds = torch.empty(len(y), dtype=torch.long)
+    for s in range(0, len(y), 64):
+        idx = order[s : s + 64]
+        preds[idx] = model(*_trim(states[idx], mask[idx])).argmax(-1)
+    return float((preds.numpy() == np.asarray(y)).mean() * 100)
+
+
+def fine_tune_top(backbone, states: dict, num_classes: int, *, lr: float, epochs: int, seed: int,
+                  batch_size: int, head_lr_mult: float = 10.0) -> dict:
+    """v2's text ground-truth protocol for one learning rate: validation history and test accuracy.
+
+    ``states``: ``{split: (lower states, mask, labels)}`` from ``lower_states``. The last layer trains at ``lr``,
+    the new classifier at ``head_lr_mult`` × ``lr`` (AdamW, one-cycle).
+    """
+    torch.manual_seed(seed)
+    model = TopClassifier(backbone, num_classes)
+    opt = torch.optim.AdamW([{"params": model.layer.parameters(), "lr": lr},
+                             {"params": model.classifier.parameters(), "lr": lr * head_lr_mult}], weight_decay=0.01)
+    h_tr, m_tr, y_tr = states["train"]
+    steps = epochs * -(-len(y_tr) // batch_size)
+    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=[lr, lr * head_lr_mult], total_steps=steps,
+                                                pct_start=0.1)
+    gen = torch.Generator().manual_seed(seed)
+    labels = torch.as_tensor(y_tr, dtype=torch.long)
+    history = []
+    for _ in range(epochs):
+        model.train()
+        perm = torch.randperm(len(labels), generator=gen)
+        for s in range(0, len(perm), batch_size):
+            idx = perm[s : s + batch_size]
+            loss = nn.functional.cross_entropy(model(*_trim(h_tr[idx], m_tr[idx])), labels[idx])
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            sched.step()
+        history.append(top_accuracy(model, *states["val"]))
+    return {"val_accuracy": history[-1], "val_history": history, "test_accuracy": top_accuracy(model, *states["test"])}

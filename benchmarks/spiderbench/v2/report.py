@@ -47,7 +47,40 @@ TARGET_COLUMNS = ["spider", "spider_cascade", "zoo_mean"]
 ENCODER_VARIANTS = ["resnet-tiny", "lite0-32", "pixels-16"]  # task-encoder ablation (item 6), if trained
 
 
-_WARM: list[bool] = []
+_WARM: list[str] = []
+
+
+def _inputs(modality: str, x) -> list:
+    """What the library's feature extractor reads: PIL images or the texts themselves."""
+    if modality == "text":
+        return list(x)
+    from PIL import Image
+
+    return [Image.fromarray(img) for img in x]
+
+
+def _task_encoder(modality: str, zoo_dir: Path):
+    from hf_spider.tokens import TaskEncoder
+
+    encoder = TaskEncoder(str(zoo_dir / ENCODER[modality]), modality=modality, batch_size=64)
+    if modality == "text":  # the zoo's forward passes and the cached prototypes read 64 tokens; so does spider here
+        from ..text.common import MAX_LENGTH
+
+        encoder.extractor.max_length = MAX_LENGTH
+    return encoder
+
+
+def _zoo_forward(modality: str, folder: Path, x) -> None:
+    """Load one zoo model and compute what the estimators read (features, source probabilities) on ``x``."""
+    if modality == "text":
+        from ..text.models import encode
+
+        encode(folder, list(x))
+        return
+    from ..finetune import features_and_probs, load, trunk_outputs
+
+    model = load(folder)
+    features_and_probs(model, trunk_outputs(model, x))
 
 
 def timing(modality: str, spec, selector) -> dict:
@@ -56,36 +89,36 @@ def timing(modality: str, spec, selector) -> dict:
     models, zoo_dir = zoo(modality)
     if path.is_file() and (rec := read_json(path))["zoo"] == models:
         return rec
-    from PIL import Image
+    from hf_spider.tokens import TaskToken, class_prototypes
 
-    from hf_spider.tokens import TaskEncoder, TaskToken, class_prototypes
-
-    from ..finetune import features_and_probs, load, trunk_outputs
     from .data import task_splits
 
     x, y = task_splits(spec)["train"]
-    if not _WARM:  # one-off imports and lazy library set-up would otherwise land on the first target's spider time
-        TaskEncoder(str(zoo_dir / ENCODER[modality]), modality=modality).extractor([Image.fromarray(x[0])],
-                                                                                 verbose=False)
-        load(zoo_dir / models[0])
-        _WARM.append(True)
+    if modality not in _WARM:  # one-off imports and lazy set-up would otherwise land on the first target's time
+        _task_encoder(modality, zoo_dir).extractor(_inputs(modality, x[:1]), verbose=False)
+        _zoo_forward(modality, zoo_dir / models[0], x[:1])
+        _WARM.append(modality)
     start = time.perf_counter()
-    encoder = TaskEncoder(str(zoo_dir / ENCODER[modality]), modality=modality, batch_size=64)
-    feats = encoder.extractor([Image.fromarray(img) for img in x], verbose=False)
+    encoder = _task_encoder(modality, zoo_dir)
+    feats = encoder.extractor(_inputs(modality, x), verbose=False)
     protos = class_prototypes(feats, y, len(spec.classes))
     selector.score(TaskToken(protos, [c.key for c in spec.classes], selector.config.task_encoder))
     spider = time.perf_counter() - start
     forward = {}
     for m in models:
         start = time.perf_counter()
-        model = load(zoo_dir / m)
-        features_and_probs(model, trunk_outputs(model, x))
+        _zoo_forward(modality, zoo_dir / m, x)
         forward[m] = time.perf_counter() - start
     cached = FEATURE_ROOT / modality / spec.name / f"{ENCODER[modality]}.npz"  # written by the ground truth
     gap = float((protos - prototypes(modality, spec.name)).abs().max()) if cached.is_file() else None
     rec = {"spider": spider, "forward": forward, "zoo": models, "prototype_max_abs_difference": gap}
     write_json(path, rec)
     return rec
+
+
+def task_key(modality: str, task: str) -> str:
+    """A target's name in ``results.json``: text tasks are prefixed ``text/``."""
+    return task if modality == "image" else f"text/{task}"
 
 
 def complete_targets(modality: str) -> list[tuple[object, np.ndarray]]:
@@ -148,10 +181,10 @@ def evaluate(modality: str) -> tuple[dict, dict, dict, dict]:
         for v, sel in variants.items():  # seconds: benchmarks/spiderbench/v2/SPEED.md times these encoders
             rows[f"spider@encoder-{v}"] = (sel.score(TaskToken(prototypes(modality, spec.name, v), labels, v)), None)
         for method, (pred, seconds) in rows.items():
-            results.setdefault(method, {})[spec.name] = ranking_metrics(truth, pred, seconds)
-            scores.setdefault(spec.name, {})[method] = model_scores(models, pred)
-    ceiling = noise_ceiling({spec.name: acc for spec, acc in targets})
-    side = {"tasks": [s.name for s, _ in targets], "estimators": ESTIMATORS, "gt_seeds": SEEDS,
+            results.setdefault(method, {})[task_key(modality, spec.name)] = ranking_metrics(truth, pred, seconds)
+            scores.setdefault(task_key(modality, spec.name), {})[method] = model_scores(models, pred)
+    ceiling = noise_ceiling({task_key(modality, spec.name): acc for spec, acc in targets})
+    side = {"tasks": [task_key(modality, s.name) for s, _ in targets], "estimators": ESTIMATORS, "gt_seeds": SEEDS,
             "noise_ceiling": ceiling["weighted_tau"]}
     extras = {"cv": {k: v for k, v in cv.items() if not k.startswith("oof")}, "cascade_config": cascade.to_dict(),
               "reliability": ceiling["per_task"], "prototype_max_abs_difference": max(gaps) if gaps else None}
@@ -179,6 +212,7 @@ def mean(results: dict, method: str, tasks: list[str], key: str) -> float:
 
 def render(results: dict, side: dict, extras: dict, boot: dict, modality: str, command: str) -> str:
     tasks, ceiling = side["tasks"], side["noise_ceiling"]
+    results = {m: v for m, v in results.items() if not m.startswith("_") and all(t in v for t in tasks)}
     main = ["spider", "spider_cascade", "zoo_mean", *ESTIMATORS,
             *(m for m in results if m == "spider_estimator_labels" or m.startswith("spider@"))]
     main.sort(key=lambda m: -mean(results, m, tasks, "weighted_tau"))
@@ -256,9 +290,46 @@ accuracies stay in `ground_truth.json` under `v1/`.
 """
 
 
+def merge(doc: dict, modality: str, results: dict, scores: dict, side: dict, extras: dict) -> dict:
+    """``results.json`` with one side (re)measured and the other side's entries kept as they were."""
+    def mine(task: str) -> bool:
+        return task.startswith("text/") == (modality == "text")
+
+    meta = doc.get("_meta", {})
+    merged: dict[str, dict] = {}
+    for method, per_task in doc.items():
+        if not method.startswith("_") and (kept := {t: v for t, v in per_task.items() if not mine(t)}):
+            merged[method] = kept
+    for method, per_task in results.items():
+        merged.setdefault(method, {}).update(per_task)
+    all_scores = {t: v for t, v in doc.get("_scores", {}).items() if not mine(t)} | scores
+    sides = {s: {"tasks": meta["targets"][s], "estimators": ESTIMATORS, "gt_seeds": meta["gt_seeds"][s],
+                 "noise_ceiling": meta["noise_ceiling"][s]} for s in meta.get("targets", {}) if s != modality}
+    sides[modality] = side
+    out = results_document(merged, all_scores, {s: sides[s] for s in SIDES if s in sides})
+    v2 = {s: e for s, e in meta.get("v2", {}).items() if s != modality} | {modality: extras}
+    out["_meta"]["v2"] = {s: v2[s] for s in SIDES if s in v2}
+    return out
+
+
+SIDES = ("image", "text")
+
+
+def render_all(doc: dict) -> str:
+    """RESULTS.md: the header, one section per measured side (from ``results.json`` alone), v1's line of history."""
+    meta = doc["_meta"]
+    sections = []
+    for side in meta["targets"]:
+        extras = meta["v2"][side]
+        info = {"tasks": meta["targets"][side], "noise_ceiling": meta["noise_ceiling"][side]}
+        command = extras.get("command", f"python -m benchmarks.spiderbench.v2.report --modality {side}")
+        sections.append(render(doc, info, extras, meta["bootstrap"][side], side, command))
+    return HEADER + "\n".join(sections) + HISTORY
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--modality", choices=["image", "text"], default="image")
+    parser.add_argument("--modality", choices=list(SIDES), default="image")
     parser.add_argument("--out", default=str(ROOT / "benchmarks"), help="where RESULTS.md / results.json go")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
@@ -266,15 +337,14 @@ def main(argv: list[str] | None = None) -> None:
     torch.set_grad_enabled(False)
     command = "python -m benchmarks.spiderbench.v2.report " + " ".join(shlex.quote(a) for a in (argv or sys.argv[1:]))
     results, scores, side, extras = evaluate(args.modality)
-    doc = results_document(results, scores, {args.modality: side})
-    boot = doc["_meta"]["bootstrap"][args.modality]
-    doc["_meta"]["v2"] = {args.modality: extras}
-    section = render(results, side, extras, boot, args.modality, command)
+    extras["command"] = command
     out = Path(args.out)
+    previous = out / "results.json"
+    doc = merge(read_json(previous) if previous.is_file() else {}, args.modality, results, scores, side, extras)
     (out / "results.json").write_text(json.dumps(doc, indent=1, sort_keys=True, allow_nan=False) + "\n")
-    (out / "RESULTS.md").write_text(HEADER + section + HISTORY)
-    export_ground_truth(Path(args.out) / "ground_truth.json", args.modality)
-    print(section)
+    (out / "RESULTS.md").write_text(render_all(doc))
+    export_ground_truth(out / "ground_truth.json", args.modality)
+    print(render(doc, side, extras, doc["_meta"]["bootstrap"][args.modality], args.modality, command))
 
 
 if __name__ == "__main__":

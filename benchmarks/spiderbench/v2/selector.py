@@ -34,7 +34,10 @@ from .tasks import all_tasks, class_group
 
 logger = logging.getLogger("spiderbench.v2.selector")
 
-ENCODER = {"image": "efficientnet-lite0-64px"}  # the task encoder: a zoo model, its features are cached by the GT
+# the task encoder of each side: a zoo model (the library's default encoder), its features are cached by the GT
+ENCODER = {"image": "efficientnet-lite0-64px", "text": "all-minilm-l6-v2"}
+ENCODER_ID = {"image": "hf-spider/efficientnet-lite0-64px",  # what a user's selector loads (library path)
+              "text": "sentence-transformers/all-MiniLM-L6-v2"}
 EPOCHS = 200  # upper bound of the epoch curve
 LAMBDAS = (0.0, 0.05, 0.1, 0.2, 0.4, 1.0, 2.0, 5.0, float("inf"))  # network weight in prior units; inf: network alone
 LABEL_ESTIMATORS = ("leep", "nce", "gbc", "parc", "transrate")  # the ablation's labels (v1's)
@@ -220,7 +223,7 @@ def fit(modality: str, items: list[Item], cv: dict):
                               chosen_by="leave-one-class-group-out CV over SpiderBench v2 training tasks "
                                         f"(epochs {cv['epochs']}, lambda {cv['lambda']})")
     config = SelectorConfig(name=NAME.format(modality), modality=modality,
-                            task_encoder=f"hf-spider/{ENCODER[modality]}", shots_per_class=16,
+                            task_encoder=ENCODER_ID[modality], shots_per_class=16,
                             fitness=result.fitness.config, task_inputs=asdict(inputs))
     labels = ("measured fine-tuning (SpiderBench v2)" if cv.get("labels", "measured") == "measured"
               else "estimator-aggregate labels (ablation)")
