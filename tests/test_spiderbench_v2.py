@@ -168,11 +168,106 @@ def test_committed_results_follow_from_the_committed_ground_truth():
         measured = truth[f"v2/{side}"]["accuracy_by_task_model_seed"]
         per_task = {}
         for task in meta["targets"][side]:
-            models = sorted(measured[task])
-            acc = np.array([[measured[task][m][str(s)]["accuracy"] for m in models] for s in meta["gt_seeds"][side]])
+            by_model = measured[task.removeprefix("text/")]  # results.json prefixes text targets
+            models = sorted(by_model)
+            acc = np.array([[by_model[m][str(s)]["accuracy"] for m in models] for s in meta["gt_seeds"][side]])
             per_task[task] = acc
             for method, scores in results["_scores"][task].items():
                 pred = np.array([np.finfo(float).min if scores[m] is None else scores[m] for m in models])
                 assert weighted_tau(acc.mean(0), pred) == pytest.approx(results[method][task]["weighted_tau"],
                                                                         abs=1e-9), (task, method)
         assert noise_ceiling(per_task)["weighted_tau"] == pytest.approx(meta["noise_ceiling"][side], abs=1e-9)
+
+
+def test_merging_one_side_keeps_the_other_sides_entries_and_bootstrap():
+    """``report.merge``: re-measuring text leaves every image number of results.json as it was."""
+    import json
+
+    from benchmarks.spiderbench.report_meta import results_document
+    from benchmarks.spiderbench.v2.report import ESTIMATORS, merge
+
+    def side(tasks_, shift):
+        res = {m: {t: {"weighted_tau": 0.1 * k + shift + 0.01 * j, "seconds": 1.0} for j, t in enumerate(tasks_)}
+               for k, m in enumerate(["spider", *ESTIMATORS])}
+        return res, {t: {m: {"a": 1.0} for m in res} for t in tasks_}
+
+    image, image_scores = side(["i0", "i1", "i2"], 0.0)
+    image["spider@encoder-x"] = {t: {"weighted_tau": 0.3, "seconds": None} for t in ["i0", "i1", "i2"]}
+    meta = {"tasks": ["i0", "i1", "i2"], "estimators": ESTIMATORS, "gt_seeds": [0, 1, 2], "noise_ceiling": 0.7}
+    doc = results_document(image, image_scores, {"image": meta})
+    doc["_meta"]["v2"] = {"image": {"cv": 1}}
+    before = json.loads(json.dumps(doc))
+    text, text_scores = side(["text/t0", "text/t1"], 0.5)
+    text_meta = {"tasks": ["text/t0", "text/t1"], "estimators": ESTIMATORS, "gt_seeds": [0, 1, 2],
+                 "noise_ceiling": 0.6}
+    merged = merge(doc, "text", text, text_scores, text_meta, {"cv": 2})
+    for method, per_task in before.items():
+        if not method.startswith("_"):
+            assert {t: v for t, v in merged[method].items() if not t.startswith("text/")} == per_task
+    assert merged["_meta"]["bootstrap"]["image"] == before["_meta"]["bootstrap"]["image"]
+    assert merged["_meta"]["noise_ceiling"] == {"image": 0.7, "text": 0.6}
+    assert merged["_meta"]["v2"] == {"image": {"cv": 1}, "text": {"cv": 2}}
+    assert not any(k.startswith("spider@encoder-x") for k in merged["_meta"]["bootstrap"]["text"])  # image only
+    assert set(merged["_scores"]) == {"i0", "i1", "i2", "text/t0", "text/t1"}
+    again = merge(merged, "text", text, text_scores, text_meta, {"cv": 2})  # re-measuring replaces, never appends
+    assert again == merged
+
+
+def test_text_top_layer_on_cached_states_is_the_full_forward():
+    """v2's text protocol trains the last layer on cached lower-layer states: at initialisation, that path must
+    reproduce the backbone's own last hidden state on every real token."""
+    import torch
+    from transformers import BertConfig, BertModel
+
+    from benchmarks.spiderbench.text.models import TopClassifier, fine_tune_top, lower_states
+
+    class Tokenizer:  # whitespace ids, padded: enough for a tiny random BERT
+        def __call__(self, texts, **_):
+            ids = [[1 + (hash(w) % 97) for w in t.split()][:64] for t in texts]
+            length = max(map(len, ids))
+            return {"input_ids": torch.tensor([i + [0] * (length - len(i)) for i in ids]),
+                    "attention_mask": torch.tensor([[1] * len(i) + [0] * (length - len(i)) for i in ids])}
+
+    torch.manual_seed(0)
+    backbone = BertModel(BertConfig(vocab_size=100, hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
+                                    intermediate_size=64)).eval()
+    texts = ["a b c d e f g", "h i", "j k l m", "n"]
+    enc = Tokenizer()(texts)
+    with torch.no_grad():
+        full = backbone(**enc).last_hidden_state
+        states, mask = lower_states(backbone, Tokenizer(), texts, batch_size=3)
+        top = TopClassifier(backbone, 2).eval().hidden(states, mask)
+    assert torch.equal(mask, enc["attention_mask"])
+    real = mask.bool()
+    assert torch.allclose(top[real], full[real], atol=1e-5)
+    y = np.array([0, 1, 0, 1])
+    split = (states, mask, y)
+    run = fine_tune_top(backbone, {"train": split, "val": split, "test": split}, 2, lr=1e-3, epochs=2, seed=0,
+                        batch_size=2)
+    again = fine_tune_top(backbone, {"train": split, "val": split, "test": split}, 2, lr=1e-3, epochs=2, seed=0,
+                          batch_size=2)
+    assert run == again and len(run["val_history"]) == 2  # the seed fixes the run
+    assert all(p.grad is None for p in backbone.parameters())  # the backbone itself is never trained
+
+
+def test_a_unit_not_measured_here_is_read_from_the_committed_export(tmp_path, monkeypatch):
+    import json
+
+    from benchmarks.spiderbench.common import write_json
+    from benchmarks.spiderbench.v2 import ground_truth as gt
+
+    export = tmp_path / "ground_truth.json"
+    export.write_text(json.dumps({"v2/image": {"accuracy_by_task_model_seed": {
+        "t": {"m0": {"0": {"accuracy": 50.0}, "1": {"accuracy": 52.0}}, "m1": {"0": {"accuracy": 60.0}}}}}}))
+    monkeypatch.setattr(gt, "EXPORT", export)
+    monkeypatch.setattr(gt, "GT_ROOT", tmp_path / "units")
+    monkeypatch.setattr(gt, "zoo", lambda modality: (["m0", "m1"], tmp_path))
+    gt.exported.cache_clear()
+    try:
+        assert gt.seed_accuracies("image", "t", [0]).tolist() == [[50.0, 60.0]]
+        assert gt.seed_accuracies("image", "t", [0, 1]) is None  # m1's seed 1 is measured nowhere
+        write_json(gt.unit_path("image", "t", "m1", 1), {"accuracy": 61.0})  # a local unit is read first
+        write_json(gt.unit_path("image", "t", "m0", 0), {"accuracy": 49.0})
+        assert gt.seed_accuracies("image", "t", [0, 1]).tolist() == [[49.0, 60.0], [52.0, 61.0]]
+    finally:
+        gt.exported.cache_clear()

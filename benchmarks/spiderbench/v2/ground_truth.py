@@ -24,6 +24,8 @@ import os
 import shlex
 import sys
 import time
+from functools import lru_cache
+from pathlib import Path
 
 import numpy as np
 
@@ -37,6 +39,7 @@ logger = logging.getLogger(__name__)
 GT_ROOT = WORK / "v2" / "ground_truth"
 FEATURE_ROOT = WORK / "v2" / "features"
 SEEDS = [0, 1, 2]
+EXPORT = Path(__file__).resolve().parents[2] / "ground_truth.json"  # benchmarks/ground_truth.json
 
 
 def zoo(modality: str) -> tuple[list[str], object]:
@@ -105,6 +108,32 @@ TEXT_PROTOCOL = ("top fine-tuning (last transformer layer + new mask-mean-pool l
                  "frozen lower layers' cached outputs, AdamW one-cycle; lr chosen on val")
 
 
+def measure_features(spec, model_name: str) -> None:
+    """Only the train-split outputs the estimators read (no fine-tuning): what a fresh clone needs besides the
+    committed accuracies to rerun the selector and the report."""
+    path = FEATURE_ROOT / spec.modality / spec.name / f"{model_name}.npz"
+    if path.is_file():
+        return
+    x, y = task_splits(spec)["train"]
+    folder = zoo(spec.modality)[1] / model_name
+    if spec.modality == "text":
+        from ..text.models import encode
+
+        feats, probs, seconds = encode(folder, x)
+    else:
+        from ..finetune import features_and_probs, load, trunk_outputs
+
+        start = time.perf_counter()
+        model = load(folder)
+        feats, probs = features_and_probs(model, trunk_outputs(model, x))
+        seconds = time.perf_counter() - start
+    _save_features(path, feats, probs, y, seconds)
+
+
+def _features_only(spec, model_name: str, seeds: list[int], command: str) -> None:
+    measure_features(spec, model_name)
+
+
 def measure_text(spec, model_name: str, seeds: list[int], command: str) -> None:
     # v1 fine-tuned every layer (19 CPU-s a unit: 9.7 CPU-h for v2's units); v2 tunes the top like the image side
     from ..text.models import encode, fine_tune_top, load_backbone, lower_states
@@ -131,13 +160,34 @@ def measure_text(spec, model_name: str, seeds: list[int], command: str) -> None:
                             splits={s: len(v[1]) for s, v in splits.items()}, command=command)
 
 
+@lru_cache(maxsize=1)
+def exported() -> dict:
+    """The committed accuracies (``report.export_ground_truth``): ``{modality: {task: {model: {seed: acc}}}}``."""
+    if not EXPORT.is_file():
+        return {}
+    doc = json.loads(EXPORT.read_text())
+    return {k.removeprefix("v2/"): {t: {m: {int(seed): r["accuracy"] for seed, r in by_seed.items()}
+                                        for m, by_seed in by_model.items()}
+                                    for t, by_model in v["accuracy_by_task_model_seed"].items()}
+            for k, v in doc.items() if k.startswith("v2/")}
+
+
+def unit_accuracy(modality: str, task: str, model: str, seed: int) -> float | None:
+    """A unit's measured accuracy: its file under ``.work`` or, where this machine has not measured it, the
+    committed export, so a fresh clone evaluates every method without the CPU-hours of fine-tuning."""
+    path = unit_path(modality, task, model, seed)
+    if path.is_file():
+        return read_json(path)["accuracy"]
+    return exported().get(modality, {}).get(task, {}).get(model, {}).get(seed)
+
+
 def seed_accuracies(modality: str, task: str, seeds: list[int] = SEEDS) -> np.ndarray | None:
     """``(seeds, models)`` measured accuracies of a task, or None while any unit is missing."""
     models, _ = zoo(modality)
-    paths = [[unit_path(modality, task, m, s) for m in models] for s in seeds]
-    if not all(p.is_file() for row in paths for p in row):
+    acc = [[unit_accuracy(modality, task, m, s) for m in models] for s in seeds]
+    if any(a is None for row in acc for a in row):
         return None
-    return np.array([[read_json(p)["accuracy"] for p in row] for row in paths])
+    return np.array(acc)
 
 
 def ground_truth(modality: str, task: str, seeds: list[int] = SEEDS) -> np.ndarray | None:
@@ -177,6 +227,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--shard", default="0/1", help="i/n: this process takes every n-th (task, model) pair")
     parser.add_argument("--summary", action="store_true", help="print what is measured so far (JSON) and exit")
     parser.add_argument("--remaining", action="store_true", help="print how many selected units are missing; exit")
+    parser.add_argument("--features-only", action="store_true",
+                        help="cache the estimators' train-split features only (accuracies from ground_truth.json)")
     args = parser.parse_args(argv)
     if args.summary:
         print(json.dumps(summary(args.modality, args.seeds), indent=1))
@@ -199,6 +251,8 @@ def main(argv: list[str] | None = None) -> None:
                   for t in specs for m in models for seed in args.seeds))
         return
     measure = measure_image if args.modality == "image" else measure_text
+    if args.features_only:
+        measure = _features_only
     missing = sorted(m for m in models if not any((zoo_dir / m / f).is_file()
                                                   for f in ("conversion.json", "train_info.json")))
     for k, (spec, m) in enumerate((s, m) for s in specs for m in models):
