@@ -11,8 +11,9 @@ function ``(N, 64, 64, 3) uint8 images -> (N, d) float32 features``:
 variant                d     what
 =====================  ====  ===============================================================================
 ``lite0-64``           1280  ``efficientnet-lite0-64px`` (the zoo's ImageNet Lite0) at 64 px: today's encoder
-``lite0-32``           1280  the same weights on the images resized to 32 px (bilinear, antialiased): 4× fewer
-                             FLOPs. TF-"same" padding stays exact: every stride-2 layer sees an even size
+``lite0-32``           1280  the same weights on the images resized to 32 px (PIL bilinear, as the library's
+                             ``hf-spider/efficientnet-lite0-32px``): 4× fewer FLOPs. TF-"same" padding stays
+                             exact: every stride-2 layer sees an even size
 ``resnet-tiny``        128   pooled features of ``tiny-resnet-scratch-glyphs-upper`` (~0.2M parameters, trained
                              from scratch on 26 upper-case letters, the most varied of the three)
 ``resnet-tiny-fashion6``, ``resnet-tiny-textures-grey``: the other two from-scratch ResNets (128)
@@ -81,10 +82,12 @@ def zoo_features(model, images: np.ndarray, *, batch_size: int = 64) -> np.ndarr
 
 
 def resize(images: np.ndarray, side: int) -> np.ndarray:
-    """``(N, R, R, 3)`` uint8 → ``(N, side, side, 3)`` uint8, bilinear with antialiasing (as PIL's BILINEAR)."""
-    x = torch.from_numpy(np.ascontiguousarray(images)).permute(0, 3, 1, 2).float()
-    x = torch.nn.functional.interpolate(x, size=(side, side), mode="bilinear", antialias=True, align_corners=False)
-    return x.round().clamp(0, 255).to(torch.uint8).permute(0, 2, 3, 1).numpy()
+    """``(N, R, R, 3)`` uint8 → ``(N, side, side, 3)`` uint8 with PIL's BILINEAR, exactly what the library's
+    ``hf-spider/efficientnet-lite0-{side}px`` processor does, so a selector trained on these features is served
+    the same features by ``SpiderSelector.rank``."""
+    from PIL import Image
+
+    return np.stack([np.asarray(Image.fromarray(img).resize((side, side), Image.BILINEAR)) for img in images])
 
 
 def pixel_features(images: np.ndarray, side: int) -> np.ndarray:

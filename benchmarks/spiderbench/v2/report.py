@@ -34,9 +34,9 @@ import torch
 from ..common import WORK, fmt, mean_metric, ranking_metrics, read_json, set_threads, write_json
 from ..report_meta import model_scores, results_document
 from .estimates import estimator_scores
-from .ground_truth import FEATURE_ROOT, GT_ROOT, SEEDS, seed_accuracies, zoo
+from .ground_truth import GT_ROOT, SEEDS, seed_accuracies, zoo
 from .reliability import noise_ceiling
-from .selector import ENCODER, load_cv, prototypes, selector_path
+from .selector import ENCODER, ENCODER_ID, load_cv, prototypes, selector_path
 from .tasks import all_tasks
 
 logger = logging.getLogger("spiderbench.v2.report")
@@ -44,7 +44,7 @@ ROOT = Path(__file__).resolve().parents[3]
 ESTIMATORS = ["logme", "leep", "nce", "gbc", "parc", "transrate"]  # hscore (1.1 s per model at 1280-d), sfda: not run
 CACHE = WORK / "v2" / "report"
 TARGET_COLUMNS = ["spider", "spider_cascade", "zoo_mean"]
-ENCODER_VARIANTS = ["resnet-tiny", "lite0-32", "pixels-16"]  # task-encoder ablation (item 6), if trained
+ENCODER_VARIANTS = ["lite0-64", "resnet-tiny", "pixels-16"]  # task-encoder ablation (item 6), if trained
 
 
 _WARM: list[str] = []
@@ -59,10 +59,11 @@ def _inputs(modality: str, x) -> list:
     return [Image.fromarray(img) for img in x]
 
 
-def _task_encoder(modality: str, zoo_dir: Path):
+def _task_encoder(modality: str):
+    """The selector's task encoder as ``SpiderSelector.rank`` loads it (its Hub id, resolved by the library)."""
     from hf_spider.tokens import TaskEncoder
 
-    encoder = TaskEncoder(str(zoo_dir / ENCODER[modality]), modality=modality, batch_size=64)
+    encoder = TaskEncoder(ENCODER_ID[modality], modality=modality, batch_size=64)
     if modality == "text":  # the zoo's forward passes and the cached prototypes read 64 tokens; so does spider here
         from ..text.common import MAX_LENGTH
 
@@ -95,11 +96,11 @@ def timing(modality: str, spec, selector) -> dict:
 
     x, y = task_splits(spec)["train"]
     if modality not in _WARM:  # one-off imports and lazy set-up would otherwise land on the first target's time
-        _task_encoder(modality, zoo_dir).extractor(_inputs(modality, x[:1]), verbose=False)
+        _task_encoder(modality).extractor(_inputs(modality, x[:1]), verbose=False)
         _zoo_forward(modality, zoo_dir / models[0], x[:1])
         _WARM.append(modality)
     start = time.perf_counter()
-    encoder = _task_encoder(modality, zoo_dir)
+    encoder = _task_encoder(modality)
     feats = encoder.extractor(_inputs(modality, x), verbose=False)
     protos = class_prototypes(feats, y, len(spec.classes))
     selector.score(TaskToken(protos, [c.key for c in spec.classes], selector.config.task_encoder))
@@ -109,8 +110,10 @@ def timing(modality: str, spec, selector) -> dict:
         start = time.perf_counter()
         _zoo_forward(modality, zoo_dir / m, x)
         forward[m] = time.perf_counter() - start
-    cached = FEATURE_ROOT / modality / spec.name / f"{ENCODER[modality]}.npz"  # written by the ground truth
-    gap = float((protos - prototypes(modality, spec.name)).abs().max()) if cached.is_file() else None
+    try:  # the library's prototypes against the cached ones the selector is evaluated on
+        gap = float((protos - prototypes(modality, spec.name)).abs().max())
+    except FileNotFoundError:
+        gap = None
     rec = {"spider": spider, "forward": forward, "zoo": models, "prototype_max_abs_difference": gap}
     write_json(path, rec)
     return rec
@@ -150,7 +153,7 @@ def evaluate(modality: str) -> tuple[dict, dict, dict, dict]:
     targets = complete_targets(modality)
     results: dict[str, dict] = {}
     scores: dict[str, dict] = {}
-    encoder_index = models.index(ENCODER[modality])
+    encoder_index = models.index(ENCODER[modality]) if ENCODER[modality] in models else None  # its pass is reused
     gaps = []
     for spec, acc in targets:
         truth = acc.mean(0)

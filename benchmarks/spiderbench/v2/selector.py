@@ -34,10 +34,11 @@ from .tasks import all_tasks, class_group
 
 logger = logging.getLogger("spiderbench.v2.selector")
 
-# the task encoder of each side: a zoo model (the library's default encoder), its features are cached by the GT
-ENCODER = {"image": "efficientnet-lite0-64px", "text": "all-minilm-l6-v2"}
-ENCODER_ID = {"image": "hf-spider/efficientnet-lite0-64px",  # what a user's selector loads (library path)
-              "text": "sentence-transformers/all-MiniLM-L6-v2"}
+# the task encoder of each side: an ``encoders.py`` variant (image) or a zoo model whose train-split features the
+# ground truth caches (text). Images: Lite0 at 32 px, chosen for speed (issue 14, item 6; RESULTS.md has the cost in
+# tau of each encoder). ENCODER_ID: the same encoder as a user's selector loads it, through the library.
+ENCODER = {"image": "lite0-32", "text": "all-minilm-l6-v2"}
+ENCODER_ID = {"image": "hf-spider/efficientnet-lite0-32px", "text": "sentence-transformers/all-MiniLM-L6-v2"}
 EPOCHS = 200  # upper bound of the epoch curve
 LAMBDAS = (0.0, 0.05, 0.1, 0.2, 0.4, 1.0, 2.0, 5.0, float("inf"))  # network weight in prior units; inf: network alone
 LABEL_ESTIMATORS = ("leep", "nce", "gbc", "parc", "transrate")  # the ablation's labels (v1's)
@@ -74,7 +75,8 @@ def prototypes(modality: str, task: str, encoder: str | None = None) -> torch.Te
     from .encoders import read_features
     from .estimates import load_features
 
-    z = load_features(modality, task, ENCODER[modality]) if encoder is None else read_features(encoder, task)
+    encoder = encoder or ENCODER[modality]
+    z = read_features(encoder, task) if modality == "image" else load_features(modality, task, encoder)
     return class_prototypes(torch.from_numpy(z["features"]).float(), z["labels"], int(z["labels"].max()) + 1)
 
 
