@@ -1,4 +1,5 @@
-"""SpiderBench's image zoo: the EfficientNet-Lite conversion on a tiny random network, and the bundled selector.
+"""SpiderBench's zoos: the EfficientNet-Lite conversion on a tiny random network, the one zoo entry point for both
+modalities, and the bundled selector.
 
 Fast and offline: the conversion tests build a random Lite-shaped state_dict (no pip model package needed). Task and
 split disjointness are v2's (``test_spiderbench_v2.py``).
@@ -91,6 +92,21 @@ def test_converted_transformers_model_matches_reference_forward(size):
     with torch.no_grad():
         ours = model(pixel_values=x).logits
     torch.testing.assert_close(ours, reference_forward(sd, TINY, x), atol=1e-4, rtol=1e-4)
+
+
+def test_build_zoo_builds_the_text_zoo_with_the_text_recipe(monkeypatch):
+    from benchmarks.spiderbench import build_zoo
+    from benchmarks.spiderbench.text import build_zoo as text_zoo
+
+    built = []
+    monkeypatch.setattr(build_zoo, "set_threads", lambda: None)  # leave this process's torch threads alone
+    monkeypatch.setattr(text_zoo, "build_zoo", lambda: built.append("text"))
+    monkeypatch.setattr(build_zoo, "build_descendant", lambda *a: built.append("image"))
+    build_zoo.main(["--modality", "text"])
+    assert built == ["text"]
+    with pytest.raises(SystemExit):  # the image build's worker split means nothing to the text zoo
+        build_zoo.main(["--modality", "text", "--reverse"])
+    assert built == ["text"]
 
 
 def test_bundled_selector_ranks_the_spiderbench_zoo():
