@@ -1,7 +1,8 @@
-"""SpiderBench build logic: the EfficientNet-Lite conversion on a tiny random network, and task disjointness.
+"""SpiderBench's zoos: the EfficientNet-Lite conversion on a tiny random network, the one zoo entry point for both
+modalities, and the bundled selector.
 
-Fast and offline: the conversion tests build a random Lite-shaped state_dict (no pip model package needed); the data
-tests skip when Fashion-MNIST or the fonts are not installed.
+Fast and offline: the conversion tests build a random Lite-shaped state_dict (no pip model package needed). Task and
+split disjointness are v2's (``test_spiderbench_v2.py``).
 """
 
 from __future__ import annotations
@@ -10,7 +11,6 @@ import numpy as np
 import pytest
 import torch
 
-from benchmarks.spiderbench import data
 from benchmarks.spiderbench.convert import (
     SE_IDENTITY_BIAS,
     Stage,
@@ -20,7 +20,6 @@ from benchmarks.spiderbench.convert import (
     reference_forward,
     tf_same_depthwise_padding,
 )
-from benchmarks.spiderbench.tasks import TARGETS, sample_training_tasks, target_splits
 
 # Transformers fixes the stem at 32 and the head at 1280 channels and rounds the rest to multiples of 8, as Lite does.
 TINY = [Stage(32, 8, 3, 1, 1, 1), Stage(8, 16, 3, 2, 2, 2), Stage(16, 24, 5, 2, 2, 2), Stage(24, 32, 3, 2, 2, 1),
@@ -95,37 +94,19 @@ def test_converted_transformers_model_matches_reference_forward(size):
     torch.testing.assert_close(ours, reference_forward(sd, TINY, x), atol=1e-4, rtol=1e-4)
 
 
-def test_target_classes_are_disjoint_from_training_classes():
-    assert not set(data.FASHION_TRAIN) & set(data.FASHION_TARGET)
-    assert not set(data.GLYPH_TRAIN_CHARS) & set(data.GLYPH_TARGET_CHARS)
-    assert not set(data.TEXTURE_TRAIN) & set(data.TEXTURE_TARGET)
-    for spec in TARGETS:
-        if spec.source == "fashion":
-            assert set(spec.classes) <= set(data.FASHION_TARGET)
-        elif spec.source == "glyphs":
-            assert set(spec.classes) <= set(data.GLYPH_TARGET_CHARS)
-        elif spec.source == "textures":
-            assert set(spec.classes) <= set(data.TEXTURE_TARGET)
-        else:
-            assert spec.source == "digits"  # a dataset the training side never reads
-    assert len(TARGETS) >= 10 and len({t.name for t in TARGETS}) == len(TARGETS)
+def test_build_zoo_builds_the_text_zoo_with_the_text_recipe(monkeypatch):
+    from benchmarks.spiderbench import build_zoo
+    from benchmarks.spiderbench.text import build_zoo as text_zoo
 
-
-def test_training_tasks_are_many_distinct_subsets_of_the_pool():
-    sources = ["fashion"] * 6 + ["glyphs"] * 26 + ["textures"] * 9
-    tasks = sample_training_tasks(sources, 240, seed=0)
-    assert len(tasks) == len(set(tasks)) == 240
-    assert all(2 <= len(t) <= 10 and max(t) < len(sources) for t in tasks)
-
-
-@pytest.mark.skipif(not data.FASHION_DIR.is_dir(), reason="dataset-fashion-mnist not installed")
-def test_target_splits_do_not_share_images():
-    spec = next(t for t in TARGETS if t.source == "fashion")
-    splits = target_splits(spec)
-    seen = [{x.tobytes() for x in splits[s][0]} for s in ("train", "val", "test")]
-    assert not (seen[0] & seen[1]) and not (seen[0] & seen[2]) and not (seen[1] & seen[2])
-    assert all(splits[s][0].shape[1:] == (64, 64, 3) for s in splits)
-    assert np.array_equal(np.unique(splits["test"][1]), np.arange(len(spec.classes)))
+    built = []
+    monkeypatch.setattr(build_zoo, "set_threads", lambda: None)  # leave this process's torch threads alone
+    monkeypatch.setattr(text_zoo, "build_zoo", lambda: built.append("text"))
+    monkeypatch.setattr(build_zoo, "build_descendant", lambda *a: built.append("image"))
+    build_zoo.main(["--modality", "text"])
+    assert built == ["text"]
+    with pytest.raises(SystemExit):  # the image build's worker split means nothing to the text zoo
+        build_zoo.main(["--modality", "text", "--reverse"])
+    assert built == ["text"]
 
 
 def test_bundled_selector_ranks_the_spiderbench_zoo():

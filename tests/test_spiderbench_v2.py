@@ -56,6 +56,13 @@ def test_enough_targets_and_training_tasks_with_distinct_classes(modality, min_t
     assert len({tuple(c.key for c in t.classes) for t in train}) == len(train)  # no training task twice
 
 
+def test_sampled_training_tasks_are_many_distinct_subsets_of_the_pool():
+    sources = ["fashion"] * 6 + ["glyphs"] * 26 + ["textures"] * 9
+    sampled = tasks.sample_training_tasks(sources, 240, seed=0)
+    assert len(sampled) == len(set(sampled)) == 240
+    assert all(2 <= len(t) <= 10 and max(t) < len(sources) for t in sampled)
+
+
 def test_a_lookalike_glyph_would_be_caught():
     from benchmarks.spiderbench.v2.classes import ClassRef
 

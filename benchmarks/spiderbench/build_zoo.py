@@ -1,8 +1,11 @@
-"""Build the SpiderBench image zoo: fine-tuned descendants of the converted bases and tiny models from scratch.
+"""Build SpiderBench's image or text zoo (``--modality``); the text zoo's recipe is in ``text/build_zoo.py``.
 
-    python -m benchmarks.spiderbench.build_zoo            # after build_bases; resumes: finished folders are skipped
+    python -m benchmarks.spiderbench.build_zoo                   # the image zoo, after build_bases
+    python -m benchmarks.spiderbench.build_zoo --modality text
 
-Zoo (15 models, each a Transformers folder under ``.work/zoo/`` with ``README.md`` naming its ``base_model``):
+Both resume: finished model folders are skipped.
+
+Image zoo (15 models, each a Transformers folder under ``.work/zoo/`` with ``README.md`` naming its ``base_model``):
 
 * 3 ImageNet bases: ``efficientnet-lite{0,1,2}-64px`` (build_bases.py).
 * 9 descendants: each base fine-tuned on each training-side source task (``SOURCE_TASKS``): the last two stages,
@@ -147,12 +150,21 @@ def main(argv: list[str] | None = None) -> None:
 
     global _FORCE_CLAIMS
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--reverse", action="store_true", help="build descendants in reverse order (2nd worker)")
-    parser.add_argument("--force-claims", action="store_true", help="ignore .building markers of killed runs")
+    parser.add_argument("--modality", choices=["image", "text"], default="image")
+    parser.add_argument("--reverse", action="store_true",
+                        help="image: build descendants in reverse order (2nd worker)")
+    parser.add_argument("--force-claims", action="store_true", help="image: ignore .building markers of killed runs")
     args = parser.parse_args(argv)
+    if args.modality == "text" and (args.reverse or args.force_claims):
+        parser.error("--reverse and --force-claims split the image zoo's build; the text zoo builds in one process")
     _FORCE_CLAIMS = args.force_claims
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
     set_threads()
+    if args.modality == "text":
+        from .text.build_zoo import build_zoo
+
+        build_zoo()
+        return
     missing = [b for b in BASES if not (ZOO_DIR / b / "conversion.json").is_file()]
     if missing:
         raise SystemExit(f"Run build_bases first; missing {missing}.")

@@ -18,10 +18,7 @@ import numpy as np
 HERE = Path(__file__).resolve().parent
 WORK = Path(os.environ.get("HF_SPIDER_BENCH_WORK", HERE / ".work"))
 ZOO_DIR = WORK / "zoo"  # one Transformers repo folder per zoo model
-FEATURE_DIR = WORK / "features"  # (N, d) float32 .npy per (model, image pool)
-GT_DIR = WORK / "ground_truth"  # one JSON per (target task, model)
 RESOLUTION = 64  # every benchmark forward pass and fine-tune reads 64x64 RGB images
-SEED = 0
 
 
 def set_threads() -> None:
@@ -55,19 +52,6 @@ def read_json(path: Path) -> Any:
     return json.loads(Path(path).read_text())
 
 
-def pca(features: np.ndarray, dim: int) -> np.ndarray:
-    """Project ``(N, d)`` features on their top ``dim`` principal components, float64 ``(N, dim)``."""
-    centred = features - features.mean(0)
-    _, _, vt = np.linalg.svd(centred, full_matrices=False)
-    return (centred @ vt[:dim].T).astype(np.float64)
-
-
-def task_indices(classes, y: np.ndarray, shots: int, seed: int) -> np.ndarray:
-    """``shots`` pool rows of each class of a training task, drawn without replacement (seeded per task)."""
-    rng = np.random.default_rng(seed)
-    return np.concatenate([rng.choice(np.flatnonzero(y == c), shots, replace=False) for c in classes])
-
-
 def score_zoo(name: str, features: list[np.ndarray], labels: np.ndarray,
               source_probs: list[np.ndarray | None]) -> list[float]:
     """One estimator's score of each zoo model; NaN for a model it cannot score (LEEP / NCE need a classification
@@ -78,20 +62,6 @@ def score_zoo(name: str, features: list[np.ndarray], labels: np.ndarray,
     return [float("nan") if needs_source_probs(name) and p is None else
             float(fn(f.astype(np.float64), labels, source_probs=None if p is None else p.astype(np.float64)))
             for f, p in zip(features, source_probs)]
-
-
-def cached_estimator_scores(name: str, cache: Path, feats: list, zoo: list[str]) -> tuple[np.ndarray, float]:
-    """Scores of a target's zoo by one estimator, and its seconds: every model's measured forward pass (``feats``:
-    one mapping per model with features, labels, source_probs and seconds) plus the estimator, cached in ``cache``."""
-    forward = float(sum(float(z["seconds"]) for z in feats))
-    if cache.is_file() and read_json(cache)["zoo"] == zoo:
-        rec = read_json(cache)
-        return np.array(rec["scores"], dtype=np.float64), forward + rec["compute_seconds"]
-    start = time.perf_counter()
-    scores = score_zoo(name, [z["features"] for z in feats], feats[0]["labels"], [z["source_probs"] for z in feats])
-    compute = time.perf_counter() - start
-    write_json(cache, {"scores": scores, "compute_seconds": compute, "zoo": zoo})
-    return np.array(scores, dtype=np.float64), forward + compute
 
 
 def ranking_metrics(gt: np.ndarray, pred: np.ndarray, seconds: float) -> dict[str, float]:
@@ -111,25 +81,8 @@ def mean_metric(per_task: dict[str, dict], tasks: list[str], key: str) -> float:
     return float(np.mean(vals)) if vals else float("nan")
 
 
-def by_mean_tau(results: dict[str, dict], tasks: list[str]) -> list[str]:
-    """Method names, best mean weighted τ first (methods without one last)."""
-    def key(method: str) -> float:
-        tau = mean_metric(results[method], tasks, "weighted_tau")
-        return -tau if np.isfinite(tau) else 9
-
-    return sorted(results, key=key)
-
-
 def fmt(value: float | None) -> str:
     return "n/a" if value is None or not np.isfinite(value) else f"{value:.3f}"
-
-
-def measured_accuracies(gt_dir: Path, task: str, models: list[str]):
-    """The measured test accuracy of each model on ``task`` (zoo order), or ``None`` while any is missing."""
-    files = [gt_dir / task / f"{m}.json" for m in models]
-    if not all(f.is_file() for f in files):
-        return None
-    return np.array([read_json(f)["accuracy"] for f in files])
 
 
 def record_ground_truth(out: Path, task: str, model: str, runs: dict[str, dict], lr_grid: list[float],
@@ -159,11 +112,3 @@ def save_selector(selector, out: Path, bundle: Path | None) -> None:
     logging.getLogger(__name__).info("selector saved to %s and %s (%d bytes); %s", out, bundle, size,
                                      selector.config.training)
 
-
-class Timer:
-    def __enter__(self) -> Timer:
-        self.start = time.perf_counter()
-        return self
-
-    def __exit__(self, *exc: Any) -> None:
-        self.seconds = time.perf_counter() - self.start

@@ -1,16 +1,9 @@
-"""Image sources of SpiderBench, every one rendered to ``(N, 64, 64, 3)`` uint8 arrays with integer labels.
+"""Image sources of SpiderBench's zoo, every one rendered to ``(N, 64, 64, 3)`` uint8 arrays with integer labels.
 
-Sources are split once, here, into the *training side* (zoo fine-tuning and the selector's training tasks) and the
-*target side* (held-out evaluation tasks); the two never share a source image, a class, a glyph character or a font:
-
-==============  ===================================================  ==============================================
-source          training side                                        target side
-==============  ===================================================  ==============================================
-Fashion-MNIST   classes 0,1,2,3,4,6 (tops, trousers, dresses, coats)  classes 5,7,8,9 (sandal, sneaker, bag, boot)
-glyphs          upper-case A–Z in DejaVu fonts                        lower-case a–t and digits in Liberation fonts
-textures        patches of grey skimage images (brick, grass, ...)    patches of colour skimage photos (coffee, ...)
-sklearn digits  —                                                     all (8×8 hand-written digits)
-==============  ===================================================  ==============================================
+The zoo (``build_zoo.py``) is fine-tuned on Fashion-MNIST classes 0,1,2,3,4,6 (``FASHION_TRAIN``), upper-case A–Z
+in DejaVu fonts (``GLYPH_TRAIN_CHARS``) and patches of grey skimage pictures (``TEXTURE_TRAIN``). v2's image sources
+(``v2/image_sources.py``) reuse the Fashion-MNIST, skimage and resizing loaders; its training tasks take the colour
+photos of ``TEXTURE_TARGET`` (v1's targets).
 """
 
 from __future__ import annotations
@@ -27,9 +20,7 @@ from .common import RESOLUTION
 FASHION_DIR = Path("/usr/share/datasets/fashion-mnist")
 FASHION_NAMES = ["t-shirt", "trouser", "pullover", "dress", "coat", "sandal", "shirt", "sneaker", "bag", "ankle-boot"]
 FASHION_TRAIN = [0, 1, 2, 3, 4, 6]
-FASHION_TARGET = [5, 7, 8, 9]
 GLYPH_TRAIN_CHARS = list(string.ascii_uppercase)
-GLYPH_TARGET_CHARS = list("abcdefghijklmnopqrst") + list(string.digits)
 TEXTURE_TRAIN = ["brick", "grass", "gravel", "camera", "coins", "moon", "page", "text", "clock"]
 TEXTURE_TARGET = ["astronaut", "coffee", "chelsea", "rocket", "hubble_deep_field", "immunohistochemistry", "retina",
                   "colorwheel"]
@@ -64,17 +55,6 @@ def fashion(classes: list[int], per_class: int, *, seed: int, split: str = "trai
     idx = [rng.choice(np.flatnonzero(labels == c), per_class, replace=False) for c in classes]
     y = np.repeat(np.arange(len(classes)), per_class)
     return _resize(images[np.concatenate(idx)]), y
-
-
-def digits(classes: list[int], per_class: int, *, seed: int) -> tuple[np.ndarray, np.ndarray]:
-    """scikit-learn's 8×8 hand-written digits (at most ~178 per class)."""
-    from sklearn.datasets import load_digits
-
-    d = load_digits()
-    imgs = (d.images * (255 / 16)).clip(0, 255).astype(np.uint8)
-    rng = np.random.default_rng(seed)
-    idx = [rng.choice(np.flatnonzero(d.target == c), per_class, replace=False) for c in classes]
-    return _resize(imgs[np.concatenate(idx)]), np.repeat(np.arange(len(classes)), per_class)
 
 
 def fonts(family: str) -> list[Path]:

@@ -1,1 +1,1 @@
-"""SpiderBench-offline, text side: a MiniLM text zoo, held-out text tasks, measured ground truth, a text selector."""
+"""SpiderBench's text zoo (a real MiniLM, its descendants, tiny BERTs) and the text protocol v2 fine-tunes it with."""

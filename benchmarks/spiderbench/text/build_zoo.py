@@ -1,6 +1,6 @@
 """Build the text zoo: the real all-MiniLM-L6-v2, four fine-tuned descendants and two tiny BERTs from scratch.
 
-    python -m benchmarks.spiderbench.text.build_zoo        # resumes: finished folders (train_info.json) are skipped
+    python -m benchmarks.spiderbench.build_zoo --modality text    # resumes: finished folders (train_info.json)
 
 Every model is a Transformers folder under ``.work/text/zoo/`` with a ``README.md`` card (``base_model:`` for the
 descendants). Descendants are ``BertForSequenceClassification`` (the base + a new head on the pooled [CLS], all
@@ -117,17 +117,10 @@ def build(name: str) -> None:
     logger.info("%s: source val accuracy %.1f%% in %.0fs", name, history[-1], seconds)
 
 
-def main() -> None:
-    from ..common import set_threads
-
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
-    set_threads()
+def build_zoo() -> None:
+    """Every text zoo model not built yet (``..build_zoo`` is the command line)."""
     ZOO_DIR.mkdir(parents=True, exist_ok=True)
     build_base()
     for name in ZOO[1:]:
         build(name)
     logger.info("zoo: %s", ZOO)
-
-
-if __name__ == "__main__":
-    main()

@@ -1,14 +1,10 @@
-"""Paths and sizes of the text side; everything is cached under ``.work/text`` (``HF_SPIDER_BENCH_WORK`` moves it)."""
+"""Paths and sizes of the text zoo; it is built under ``.work/text/zoo`` (``HF_SPIDER_BENCH_WORK`` moves it)."""
 
 from __future__ import annotations
 
-from ..common import HERE, WORK
+from ..common import WORK
 
-TEXT_WORK = WORK / "text"
-ZOO_DIR = TEXT_WORK / "zoo"  # one Transformers folder (with README.md card) per zoo model
-FEATURE_DIR = TEXT_WORK / "features"  # .npz of features / source probabilities per (model, text pool)
-GT_DIR = TEXT_WORK / "ground_truth"  # one JSON per (target task, model)
-BUNDLE_DIR = HERE / "selector-text"  # small copy of the trained text selector
+ZOO_DIR = WORK / "text" / "zoo"  # one Transformers folder (with README.md card) per zoo model
 MAX_LENGTH = 64  # token limit of every forward pass, fine-tune and feature extraction
 BASE = "all-minilm-l6-v2"
 TASK_ENCODER_ID = "sentence-transformers/all-MiniLM-L6-v2"  # hf_spider.config.DEFAULT_TASK_ENCODERS["text"]

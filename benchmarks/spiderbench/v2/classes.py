@@ -14,8 +14,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .. import data as v1_data
-from ..text import data as v1_text
+from .. import data as image_data
+from ..text import data as text_data
 
 
 @dataclass(frozen=True)
@@ -42,10 +42,10 @@ def refs(source: str, labels, variant: str = "") -> tuple[ClassRef, ...]:
 # --- the zoo's own fine-tuning data (benchmarks/spiderbench/build_zoo.py, text/build_zoo.py) -----------------------
 
 ZOO_CLASSES = {
-    "image": refs("fashion-mnist", v1_data.FASHION_TRAIN) + refs("glyphs", v1_data.GLYPH_TRAIN_CHARS, "dejavu")
-    + refs("skimage", v1_data.TEXTURE_TRAIN),
-    "text": refs("bbc", v1_text.BBC_SOURCE) + refs("faker-name", v1_text.NAME_SOURCE)
-    + refs("faker-address", v1_text.NAME_SOURCE) + refs("faker-field", v1_text.FIELD_SOURCE),
+    "image": refs("fashion-mnist", image_data.FASHION_TRAIN) + refs("glyphs", image_data.GLYPH_TRAIN_CHARS, "dejavu")
+    + refs("skimage", image_data.TEXTURE_TRAIN),
+    "text": refs("bbc", text_data.BBC_SOURCE) + refs("faker-name", text_data.NAME_SOURCE)
+    + refs("faker-address", text_data.NAME_SOURCE) + refs("faker-field", text_data.FIELD_SOURCE),
 }
 
 # --- image classes -----------------------------------------------------------------------------------------------
@@ -77,7 +77,7 @@ SCRIPTS = {
     "gurmukhi": "ਕਖਗਘਙਚਛਜਝਞ", "khmer": "កខគឃងចឆជឈញ", "gujarati": "કખગઘઙચછજઝઞ", "telugu": "కఖగఘఙచఛజఝఞ",
 }
 FASHION_TRAINING = [5, 7, 8, 9]  # the zoo's fine-tuning used 0,1,2,3,4,6 (train file); these are training-task classes
-SKIMAGE_TRAINING = v1_data.TEXTURE_TARGET  # colour photos (v1's targets) move to the training side
+SKIMAGE_TRAINING = image_data.TEXTURE_TARGET  # colour photos (v1's targets) move to the training side
 SHAPES = ["circle", "square", "triangle", "star", "cross", "hexagon", "ring", "diamond"]
 ANIMAL_MNIST = [str(i) for i in range(10)]  # the package names Bear ... Zebra, but not which id is which
 DIGITS = [str(i) for i in range(10)]
@@ -94,4 +94,4 @@ TRAINING_FIELDS = ["city", "country", "color_name", "catch_phrase", "bs"]
 # (not idlelib: importing idlelib.idle starts IDLE)
 TRAINING_DOCSTRINGS = ["asyncio", "email", "unittest", "logging", "http", "xml", "multiprocessing", "importlib",
                        "inspect", "collections", "turtle", "decimal", "urllib", "tkinter", "typing"]  # ≥ 78 each
-TRAINING_BBC = v1_text.BBC_TARGET  # sports, tech: v1 targets, now training classes
+TRAINING_BBC = text_data.BBC_TARGET  # sports, tech: v1 targets, now training classes

@@ -4,7 +4,7 @@
         [--seeds 0 1 2] [--shard i/n]
     python -m benchmarks.spiderbench.v2.ground_truth --modality image --summary    # reliability, noise ceiling, cost
 
-A *unit* is one (task, model, seed): the protocol of that modality (image: v1's top fine-tuning, ``..ground_truth``;
+A *unit* is one (task, model, seed): the protocol of that modality (image: v1's top fine-tuning, ``..finetune``;
 text: the last transformer layer + a new classifier on the lower layers' cached outputs, ``TEXT_PROTOCOL``) at
 each learning rate of its grid with that seed, the learning rate chosen on validation, the test accuracy recorded in
 ``.work/v2/ground_truth/<modality>/<task>/<model>/seed<k>.json`` with the command that produced it. Existing unit
@@ -71,8 +71,11 @@ def _save_features(path, feats, probs, labels, seconds) -> None:
     tmp.replace(path)
 
 
+IMAGE_LR_GRID = [1e-3, 5e-3]
+IMAGE_EPOCHS, IMAGE_BATCH_SIZE = 8, 16
+
+
 def measure_image(spec, model_name: str, seeds: list[int], command: str) -> None:
-    from .. import ground_truth as v1
     from ..finetune import accuracy, features_and_probs, load, train_top, trunk_outputs
 
     todo = [s for s in seeds if not unit_path("image", spec.name, model_name, s).is_file()]
@@ -89,13 +92,14 @@ def measure_image(spec, model_name: str, seeds: list[int], command: str) -> None
     for seed in todo:
         started, cpu = time.perf_counter(), time.process_time()
         runs = {}
-        for lr in v1.LR_GRID:
-            tuned, history = train_top(model, h_tr, y_tr, num_classes=len(spec.classes), lr=lr, epochs=v1.EPOCHS,
-                                       seed=seed, batch_size=v1.BATCH_SIZE, h_val=h_va, y_val=y_va)
+        for lr in IMAGE_LR_GRID:
+            tuned, history = train_top(model, h_tr, y_tr, num_classes=len(spec.classes), lr=lr, epochs=IMAGE_EPOCHS,
+                                       seed=seed, batch_size=IMAGE_BATCH_SIZE, h_val=h_va, y_val=y_va)
             runs[str(lr)] = {"val_accuracy": history[-1], "val_history": history,
                              "test_accuracy": accuracy(tuned, h_te, y_te)}
-        record_ground_truth(unit_path("image", spec.name, model_name, seed), spec.name, model_name, runs, v1.LR_GRID,
-                            started, seed=seed, epochs=v1.EPOCHS, batch_size=v1.BATCH_SIZE, pair_seconds=pair_seconds,
+        record_ground_truth(unit_path("image", spec.name, model_name, seed), spec.name, model_name, runs,
+                            IMAGE_LR_GRID, started, seed=seed, epochs=IMAGE_EPOCHS, batch_size=IMAGE_BATCH_SIZE,
+                            pair_seconds=pair_seconds,
                             cpu_seconds=time.process_time() - cpu, pair_cpu_seconds=pair_cpu, **_runtime(),
                             protocol="top fine-tuning (last stage + head conv + new classifier), frozen trunk; "
                                      "lr chosen on val", splits={s: len(v[1]) for s, v in splits.items()},

@@ -28,7 +28,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .. import data as v1_data
+from .. import data as image_data
 from ..common import RESOLUTION
 from .classes import ClassRef
 
@@ -159,7 +159,7 @@ def _finite(images: np.ndarray, labels: np.ndarray, label: int, ref: ClassRef, n
     """The first ``n`` (or all) images of a class of a finite source, in a seeded order, at 64 px RGB."""
     idx = np.flatnonzero(labels == label)
     idx = idx[np.random.default_rng(class_seed(ref)).permutation(len(idx))][:n]
-    return v1_data._resize(images[idx])
+    return image_data._resize(images[idx])
 
 
 def class_images(ref: ClassRef, n: int) -> np.ndarray:
@@ -178,7 +178,7 @@ def class_images(ref: ClassRef, n: int) -> np.ndarray:
         d = load_digits()
         return _finite((d.images * (255 / 16)).clip(0, 255).astype(np.uint8), d.target, int(ref.label), ref, n)
     if ref.source == "fashion-mnist":
-        return _finite(*v1_data._fashion("train"), int(ref.label), ref, n)
+        return _finite(*image_data._fashion("train"), int(ref.label), ref, n)
     if ref.source == "skimage":
-        return v1_data.textures([ref.label], n, seed=class_seed(ref))[0]
+        return image_data.textures([ref.label], n, seed=class_seed(ref))[0]
     raise ValueError(f"Unknown image source {ref.source!r}.")

@@ -10,7 +10,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from functools import lru_cache
 
-from ..tasks import sample_training_tasks
+import numpy as np
+
 from .classes import (
     ANIMAL_MNIST,
     CYRILLIC,
@@ -130,6 +131,24 @@ def class_group(ref: ClassRef) -> str:
         if ref.label in chars:
             return f"glyphs-{name}"
     return "glyphs-symbols"
+
+
+def sample_training_tasks(class_sources: list[str], num_tasks: int, *, seed: int = 0,
+                          min_classes: int = 2, max_classes: int = 10) -> list[tuple[int, ...]]:
+    """Class subsets of the pool, as the paper samples them: most from one source, a fifth mixing sources."""
+    rng = np.random.default_rng(seed)
+    by_source: dict[str, list[int]] = {}
+    for i, s in enumerate(class_sources):
+        by_source.setdefault(s, []).append(i)
+    tasks: set[tuple[int, ...]] = set()
+    while len(tasks) < num_tasks:
+        if rng.random() < 0.2:
+            pool = list(range(len(class_sources)))
+        else:
+            pool = by_source[sorted(by_source)[rng.integers(len(by_source))]]
+        k = int(rng.integers(min_classes, min(max_classes, len(pool)) + 1))
+        tasks.add(tuple(sorted(int(c) for c in rng.choice(pool, k, replace=False))))
+    return sorted(tasks)
 
 
 @lru_cache(maxsize=2)

