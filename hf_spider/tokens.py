@@ -89,7 +89,8 @@ class TaskEncoder:
     """The frozen generic encoder that turns a task sample into a [`TaskToken`].
 
     Args:
-        model_id: Transformers model (Hub id or folder) used for every task of a selector.
+        model_id: Transformers model (Hub id or folder) used for every task of a selector, or
+            ``hf-spider/pixels-N``: weight-free grey ``N × N`` pixels (`hf_spider.pixels`).
         modality: ``"image"`` or ``"text"``.
         revision: Pinned revision of ``model_id``.
         batch_size: Inputs per forward pass.
@@ -97,9 +98,13 @@ class TaskEncoder:
 
     def __init__(self, model_id: str, *, modality: Modality, revision: str | None = None, batch_size: int = 32):
         from .features import FeatureExtractor
+        from .pixels import PixelEncoder, pixel_side
 
         self.model_id = model_id
-        self.extractor = FeatureExtractor(model_id, modality=modality, revision=revision, batch_size=batch_size)
+        if modality == "image" and pixel_side(model_id) is not None:  # weight-free: nothing to load
+            self.extractor = PixelEncoder(model_id)
+        else:
+            self.extractor = FeatureExtractor(model_id, modality=modality, revision=revision, batch_size=batch_size)
 
     def encode(self, sample: TaskSample, *, verbose: bool = True) -> TaskToken:
         """Class prototypes of ``sample`` under this encoder."""

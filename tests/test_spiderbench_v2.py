@@ -278,3 +278,25 @@ def test_a_unit_not_measured_here_is_read_from_the_committed_export(tmp_path, mo
         assert gt.seed_accuracies("image", "t", [0, 1]).tolist() == [[49.0, 60.0], [52.0, 61.0]]
     finally:
         gt.exported.cache_clear()
+
+
+def test_the_export_keeps_units_this_machine_did_not_measure(tmp_path, monkeypatch):
+    """Rerunning the report from a fresh clone (no units under .work) must not empty ground_truth.json."""
+    import json
+
+    from benchmarks.spiderbench.common import write_json
+    from benchmarks.spiderbench.v2 import report
+
+    path = tmp_path / "ground_truth.json"
+    old = {"t": {"m": {"0": {"accuracy": 50.0, "chosen_lr": 0.1, "cpu_seconds": 1.0}}}}
+    path.write_text(json.dumps({"v2/image": {"protocol": "p", "accuracy_by_task_model_seed": old}, "v1/text": {}}))
+    monkeypatch.setattr(report, "GT_ROOT", tmp_path / "units")
+    report.export_ground_truth(path, "image")
+    doc = json.loads(path.read_text())
+    assert doc["v2/image"]["accuracy_by_task_model_seed"] == old and doc["v2/image"]["protocol"] == "p"
+    assert doc["v1/text"] == {}
+    write_json(tmp_path / "units" / "image" / "t" / "m" / "seed1.json",
+               {"task": "t", "model": "m", "seed": 1, "accuracy": 51.0, "protocol": "p"})
+    report.export_ground_truth(path, "image")
+    measured = json.loads(path.read_text())["v2/image"]["accuracy_by_task_model_seed"]["t"]["m"]
+    assert measured["0"]["accuracy"] == 50.0 and measured["1"]["accuracy"] == 51.0

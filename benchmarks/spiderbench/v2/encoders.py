@@ -17,8 +17,9 @@ variant                d     what
 ``resnet-tiny``        128   pooled features of ``tiny-resnet-scratch-glyphs-upper`` (~0.2M parameters, trained
                              from scratch on 26 upper-case letters, the most varied of the three)
 ``resnet-tiny-fashion6``, ``resnet-tiny-textures-grey``: the other two from-scratch ResNets (128)
-``pixels-8``           64    grey (ITU-R 601 luma) 8×8 area averages, flattened, standardised per image
-``pixels-16``          256   the same at 16×16
+``pixels-8``           64    grey (ITU-R 601 luma) 8×8 area averages, flattened, standardised per image: the
+                             library's weight-free ``hf-spider/pixels-8`` (``hf_spider.pixels``)
+``pixels-16``          256   the same at 16×16 (``hf-spider/pixels-16``)
 =====================  ====  ===============================================================================
 
 Zoo-model variants use the ground truth's own forward path (``finetune.trunk_outputs`` + ``top_features``: eval
@@ -55,7 +56,6 @@ from .tasks import all_tasks
 logger = logging.getLogger(__name__)
 
 ROOT = WORK / "v2" / "encoder_features"
-LUMA = (0.299, 0.587, 0.114)  # ITU-R 601, as PIL's "L" mode
 
 Encode = Callable[[np.ndarray], np.ndarray]
 
@@ -91,14 +91,10 @@ def resize(images: np.ndarray, side: int) -> np.ndarray:
 
 
 def pixel_features(images: np.ndarray, side: int) -> np.ndarray:
-    """Zero-network features ``(N, side²)`` float32: grey level, ``side × side`` area averages, flattened, each row
-    standardised (zero mean, unit variance; a blank image gives zeros), so contrast and brightness drop out.
+    """The library's weight-free encoder ``hf-spider/pixels-{side}`` (``hf_spider.pixels``): ``(N, side²)``."""
+    from hf_spider.pixels import pixel_features as library_pixels
 
-    The area average is exact when ``side`` divides the image size (64 px: 8, 16, 32)."""
-    x = torch.from_numpy(np.ascontiguousarray(images)).float() @ torch.tensor(LUMA)  # (N, R, R)
-    flat = torch.nn.functional.adaptive_avg_pool2d(x.unsqueeze(1), side).flatten(1)  # (N, side²)
-    centred = flat - flat.mean(1, keepdim=True)
-    return (centred / flat.std(1, correction=0, keepdim=True).clamp_min(1e-6)).numpy().astype(np.float32)
+    return library_pixels(images, side).numpy().astype(np.float32)
 
 
 def _zoo_encoder(model_name: str, side: int | None = None) -> Callable[[], Encode]:

@@ -195,15 +195,20 @@ def evaluate(modality: str) -> tuple[dict, dict, dict, dict]:
 
 
 def export_ground_truth(path: Path, modality: str) -> None:
-    """Every measured unit of the modality (targets and training tasks, every seed) in one committed JSON."""
+    """Every measured unit of the modality (targets and training tasks, every seed) in one committed JSON.
+
+    Units measured on this machine are added to (or replace) the exported ones; an exported unit this machine has
+    not measured stays, so rerunning the report from a fresh clone (``ground_truth.unit_accuracy`` reads the export)
+    never drops measurements."""
     units = [read_json(p) for p in sorted((GT_ROOT / modality).glob("*/*/seed*.json"))]
-    out = {}
+    doc = read_json(path) if path.is_file() else {}
+    doc = {(k if k.startswith("v") else f"v1/{k}"): v for k, v in doc.items()}  # v1's measurements are kept
+    previous = doc.get(f"v2/{modality}", {})
+    out = previous.get("accuracy_by_task_model_seed", {})
     for r in units:
         out.setdefault(r["task"], {}).setdefault(r["model"], {})[str(r["seed"])] = {
             "accuracy": r["accuracy"], "chosen_lr": r.get("chosen_lr"), "cpu_seconds": r.get("cpu_seconds")}
-    doc = read_json(path) if path.is_file() else {}
-    doc = {(k if k.startswith("v") else f"v1/{k}"): v for k, v in doc.items()}  # v1's measurements are kept
-    doc[f"v2/{modality}"] = {"protocol": units[0].get("protocol") if units else None,
+    doc[f"v2/{modality}"] = {"protocol": units[0].get("protocol") if units else previous.get("protocol"),
                              "command": "python -m benchmarks.spiderbench.v2.ground_truth --modality " + modality,
                              "seeds": SEEDS, "accuracy_by_task_model_seed": out}
     path.write_text(json.dumps(doc, indent=0, sort_keys=True) + "\n")
@@ -269,20 +274,20 @@ def render(results: dict, side: dict, extras: dict, boot: dict, modality: str, c
 
 HEADER = """# SpiderBench v2 results
 
-Which zoo model to fine-tune, judged against measured fine-tuning (the mean over 3 seeds of the top-fine-tuning
-accuracy of every zoo model on every target; `benchmarks/spiderbench/README.md`, "SpiderBench v2"). Targets share
-no class and no source with the zoo's fine-tuning data or the selector's training tasks
-(`tests/test_spiderbench_v2.py`). Weighted τ is against the 3-seed ground truth; "to ceiling" is the noise ceiling
-minus the method's τ; the interval is a paired bootstrap over targets (10,000 resamples). Per-model scores of every
-method are in `results.json` (`_scores`), the measured accuracies of every seed in `ground_truth.json`.
+Which zoo model to fine-tune, judged against measured fine-tuning: the mean over 3 seeds of the top-fine-tuning
+accuracy of every zoo model on every target (images: last stage + head convolution + a new classifier; texts: last
+transformer layer + a new classifier; `benchmarks/spiderbench/README.md`). Targets share no class and no source with
+the zoo's fine-tuning data or the selector's training tasks (`tests/test_spiderbench_v2.py`). Weighted τ is against
+the 3-seed ground truth; "to ceiling" is the noise ceiling minus the method's τ; the interval is a paired bootstrap
+over targets (10,000 resamples). Per-model scores of every method are in `results.json` (`_scores`; text targets are
+prefixed `text/`), the measured accuracies of every seed in `ground_truth.json`.
 
 Seconds per task are measured side by side in one loop per target (`report.timing`: 2 CPU cores, 1 torch thread, no
-other job running): spider = load its task encoder + encode the train split through the library path + score; an
-estimator = load each of the 15 zoo models + its forward pass over the same split + the estimator; the cascade =
-spider + the forward passes of its k candidates + the estimator on them. `spider@encoder-*` rows are the task-encoder
-ablation (selectors trained the same way on other encoders' features); their seconds are in
-`benchmarks/spiderbench/v2/SPEED.md`. The text side of v2 is not measured yet (its ground truth projects to 9.7
-CPU-hours; `benchmarks/spiderbench/README.md`).
+other job running): spider = load its task encoder + encode the train split through the library path (the encoder's
+Hub id, as `SpiderSelector.rank` loads it) + score; an estimator = load each zoo model + its forward pass over the
+same split + the estimator; the cascade = spider + the forward passes of its k candidates (the encoder's own pass is
+reused when it is a candidate) + the estimator on them. `spider@encoder-*` rows are the task-encoder ablation
+(selectors trained the same way on other encoders' features; seconds in `benchmarks/spiderbench/v2/SPEED.md`).
 
 """
 HISTORY = """
