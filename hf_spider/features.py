@@ -35,6 +35,10 @@ from .hub import resolve_model_path
 logger = logging.getLogger(__name__)
 
 _HEAD_SUFFIXES = {"image": "ForImageClassification", "text": "ForSequenceClassification"}
+# Convolutional families run channels-last: oneDNN's depthwise convolutions are ~3x faster that way on CPU (Lite0,
+# 64 images at 32 px: 0.14 s -> 0.04 s; features equal to 1e-5). Listed, not assumed: a model whose code calls
+# .view() on a conv output would fail on a channels-last tensor.
+CHANNELS_LAST = frozenset({"efficientnet", "resnet"})
 
 
 class FeatureExtractor:
@@ -104,6 +108,10 @@ class FeatureExtractor:
             # AutoModel: pool the hidden states instead.
             self._use_pooler = not any(k.startswith("pooler.") for k in info.get("missing_keys", ()))
         self.model = self.model.to(self.device).eval()
+        model_type = getattr(self.model.config, "model_type", None)
+        self._channels_last = self.modality == "image" and model_type in CHANNELS_LAST
+        if self._channels_last:
+            self.model = self.model.to(memory_format=torch.channels_last)
 
     def _load_with_head(self, config: Any, kwargs: dict[str, Any]) -> None:
         from transformers import AutoModelForImageClassification, AutoModelForSequenceClassification, PreTrainedModel
@@ -147,6 +155,8 @@ class FeatureExtractor:
             enc = self.processor(chunk, padding=True, truncation=True, max_length=self.max_length,
                                  return_tensors="pt")
         enc = {k: v.to(self.device) for k, v in enc.items()}
+        if self._channels_last:
+            enc["pixel_values"] = enc["pixel_values"].contiguous(memory_format=torch.channels_last)
         outputs = self.model(**enc)
         logits = None
         if self.has_head:

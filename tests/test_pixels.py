@@ -55,3 +55,26 @@ def test_the_benchmark_trains_on_the_features_the_library_serves():
     served = TaskEncoder("hf-spider/pixels-16", modality="image").extractor(
         [Image.fromarray(i) for i in images], verbose=False)
     np.testing.assert_array_equal(encoders.VARIANTS["pixels-16"].load()(images), served.numpy())
+
+
+def test_convolutional_models_run_channels_last_with_the_same_features(tmp_path):
+    """``features.CHANNELS_LAST``: a ResNet's features are those of the plain (channels-first) forward."""
+    from transformers import ResNetConfig, ResNetForImageClassification, ViTImageProcessor
+
+    from hf_spider.features import FeatureExtractor
+
+    torch.manual_seed(0)
+    config = ResNetConfig(embedding_size=8, hidden_sizes=[8, 16], depths=[1, 1], num_labels=3)
+    ResNetForImageClassification(config).eval().save_pretrained(tmp_path)
+    ViTImageProcessor(size={"height": 32, "width": 32}).save_pretrained(tmp_path)
+    extractor = FeatureExtractor(str(tmp_path), modality="image")
+    assert extractor._channels_last
+    images = [Image.fromarray(a) for a in np.random.default_rng(5).integers(0, 256, (4, 32, 32, 3)).astype(np.uint8)]
+    feats, probs = extractor.encode(images, verbose=False)
+    pixels = extractor.processor(images=images, return_tensors="pt")["pixel_values"]
+    plain = ResNetForImageClassification.from_pretrained(tmp_path).eval()
+    with torch.no_grad():
+        out = plain(pixel_values=pixels)
+        pooled = plain.resnet(pixel_values=pixels).pooler_output.flatten(1)
+    torch.testing.assert_close(feats, pooled, atol=1e-5, rtol=1e-4)
+    torch.testing.assert_close(probs, out.logits.softmax(-1), atol=1e-5, rtol=1e-4)

@@ -21,6 +21,7 @@ is a candidate) + the estimator on k models. Estimator scores and timings are ca
 from __future__ import annotations
 
 import argparse
+import gc
 import json
 import logging
 import shlex
@@ -72,16 +73,17 @@ def _task_encoder(modality: str):
 
 
 def _zoo_forward(modality: str, folder: Path, x) -> None:
-    """Load one zoo model and compute what the estimators read (features, source probabilities) on ``x``."""
+    """Load one zoo model and compute what the estimators read (features, source probabilities) on ``x``, through
+    the library's ``FeatureExtractor``: the path ``hf_spider.score_models`` runs, as spider's encoder does."""
+    from hf_spider.features import FeatureExtractor
+
+    max_length = {}
     if modality == "text":
-        from ..text.models import encode
+        from ..text.common import MAX_LENGTH
 
-        encode(folder, list(x))
-        return
-    from ..finetune import features_and_probs, load, trunk_outputs
-
-    model = load(folder)
-    features_and_probs(model, trunk_outputs(model, x))
+        max_length = {"max_length": MAX_LENGTH}
+    FeatureExtractor(str(folder), modality=modality, batch_size=64, **max_length).encode(_inputs(modality, x),
+                                                                                         verbose=False)
 
 
 def timing(modality: str, spec, selector) -> dict:
@@ -99,6 +101,7 @@ def timing(modality: str, spec, selector) -> dict:
         _task_encoder(modality).extractor(_inputs(modality, x[:1]), verbose=False)
         _zoo_forward(modality, zoo_dir / models[0], x[:1])
         _WARM.append(modality)
+    gc.collect()  # each timed part starts clean: the previous part's garbage (15 models) is not charged to it
     start = time.perf_counter()
     encoder = _task_encoder(modality)
     feats = encoder.extractor(_inputs(modality, x), verbose=False)
@@ -107,6 +110,7 @@ def timing(modality: str, spec, selector) -> dict:
     spider = time.perf_counter() - start
     forward = {}
     for m in models:
+        gc.collect()
         start = time.perf_counter()
         _zoo_forward(modality, zoo_dir / m, x)
         forward[m] = time.perf_counter() - start

@@ -37,8 +37,8 @@ logger = logging.getLogger("spiderbench.v2.selector")
 # the task encoder of each side: an ``encoders.py`` variant (image) or a zoo model whose train-split features the
 # ground truth caches (text). Images: Lite0 at 32 px, chosen for speed (issue 14, item 6; RESULTS.md has the cost in
 # tau of each encoder). ENCODER_ID: the same encoder as a user's selector loads it, through the library.
-ENCODER = {"image": "pixels-16", "text": "all-minilm-l6-v2"}
-ENCODER_ID = {"image": "hf-spider/pixels-16", "text": "sentence-transformers/all-MiniLM-L6-v2"}
+ENCODER = {"image": "lite0-32", "text": "all-minilm-l6-v2"}
+ENCODER_ID = {"image": "hf-spider/efficientnet-lite0-32px", "text": "sentence-transformers/all-MiniLM-L6-v2"}
 EPOCHS = 200  # upper bound of the epoch curve
 LAMBDAS = (0.0, 0.05, 0.1, 0.2, 0.4, 1.0, 2.0, 5.0, float("inf"))  # network weight in prior units; inf: network alone
 LABEL_ESTIMATORS = ("leep", "nce", "gbc", "parc", "transrate")  # the ablation's labels (v1's)
