@@ -47,6 +47,15 @@ def _batches(tokenizer, texts: list[str], order, batch_size: int):
         yield idx, {k: v for k, v in enc.items() if k in ("input_ids", "attention_mask", "token_type_ids")}
 
 
+def _optimiser(body, head, *, lr: float, head_lr_mult: float, steps: int):
+    """AdamW (weight decay 0.01) with the new head at ``head_lr_mult`` × ``lr``, and its one-cycle schedule."""
+    opt = torch.optim.AdamW([{"params": body, "lr": lr}, {"params": head, "lr": lr * head_lr_mult}],
+                            weight_decay=0.01)
+    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=[lr, lr * head_lr_mult], total_steps=steps,
+                                                pct_start=0.1)
+    return opt, sched
+
+
 def train_classifier(model: nn.Module, tokenizer, texts: list[str], y: np.ndarray, *, lr: float, epochs: int,
                      seed: int, batch_size: int, logits_fn=None, val: tuple[list[str], np.ndarray] | None = None,
                      head_lr_mult: float = 10.0, freeze_word_embeddings: bool = True):
@@ -61,11 +70,7 @@ def train_classifier(model: nn.Module, tokenizer, texts: list[str], y: np.ndarra
         p.requires_grad_(not (freeze_word_embeddings and name.endswith("word_embeddings.weight")))
     head = [p for n, p in model.named_parameters() if p.requires_grad and n.startswith("classifier")]
     body = [p for n, p in model.named_parameters() if p.requires_grad and not n.startswith("classifier")]
-    opt = torch.optim.AdamW([{"params": body, "lr": lr}, {"params": head, "lr": lr * head_lr_mult}],
-                            weight_decay=0.01)
-    steps = epochs * -(-len(y) // batch_size)
-    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=[lr, lr * head_lr_mult], total_steps=steps,
-                                                pct_start=0.1)
+    opt, sched = _optimiser(body, head, lr=lr, head_lr_mult=head_lr_mult, steps=epochs * -(-len(y) // batch_size))
     gen = torch.Generator().manual_seed(seed)
     labels = torch.as_tensor(y, dtype=torch.long)
     history = []
@@ -166,12 +171,9 @@ def fine_tune_top(backbone, states: dict, num_classes: int, *, lr: float, epochs
     """
     torch.manual_seed(seed)
     model = TopClassifier(backbone, num_classes)
-    opt = torch.optim.AdamW([{"params": model.layer.parameters(), "lr": lr},
-                             {"params": model.classifier.parameters(), "lr": lr * head_lr_mult}], weight_decay=0.01)
     h_tr, m_tr, y_tr = states["train"]
-    steps = epochs * -(-len(y_tr) // batch_size)
-    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=[lr, lr * head_lr_mult], total_steps=steps,
-                                                pct_start=0.1)
+    opt, sched = _optimiser(model.layer.parameters(), model.classifier.parameters(), lr=lr, head_lr_mult=head_lr_mult,
+                            steps=epochs * -(-len(y_tr) // batch_size))
     gen = torch.Generator().manual_seed(seed)
     labels = torch.as_tensor(y_tr, dtype=torch.long)
     history = []
