@@ -7,17 +7,16 @@ so the parts add up to one real ``rank`` call: selector load, encoder load (``ta
 (the image processor), forward (the encoder model), scoring (``score``), and the rest (batching, prototypes, the
 ranking's records).
 
-Variants with a library path: ``lite0-64`` is the bundled ``spiderbench-image`` selector as shipped (its encoder,
-``hf-spider/efficientnet-lite0-64px``, converted once from the pip weights); ``lite0-32`` the same selector reading
-a copy of the encoder folder whose processor resizes to 32 px; ``resnet-tiny`` a selector whose task encoder is the
-zoo folder of ``tiny-resnet-scratch-glyphs-upper`` (random 128-d fitness network). ``pixels-*`` have no library path:
-``TaskEncoder`` reads Transformers models only.
+Variants with a library path: ``lite0-32`` is the bundled ``spiderbench-image`` selector as shipped (its encoder,
+``hf-spider/efficientnet-lite0-32px``, converted once from the pip weights); ``lite0-64`` the same selector reading
+``hf-spider/efficientnet-lite0-64px``; ``resnet-tiny`` a selector whose task encoder is the zoo folder of
+``tiny-resnet-scratch-glyphs-upper`` and ``pixels-16`` one reading the weight-free ``hf-spider/pixels-16`` (random
+fitness networks of their widths: the cost does not depend on the weights).
 """
 
 from __future__ import annotations
 
 import dataclasses
-import json
 import time
 from pathlib import Path
 
@@ -68,11 +67,12 @@ def timed_rank(load_selector, dataset) -> dict[str, float]:
     clock.seconds["encoder load"] = time.perf_counter() - start
     selector._sample = clock.wrap("sample + decode", selector._sample)
     selector.score = clock.wrap("scoring", selector.score)
-    extractor.processor = clock.wrap("preprocessing", extractor.processor)
-    began: list[float] = []
-    extractor.model.register_forward_pre_hook(lambda *_: began.append(time.perf_counter()))
-    extractor.model.register_forward_hook(
-        lambda *_: clock.seconds.__setitem__("forward", clock.seconds["forward"] + time.perf_counter() - began.pop()))
+    if hasattr(extractor, "model"):  # a Transformers encoder (the weight-free pixel encoder's work is all "other")
+        extractor.processor = clock.wrap("preprocessing", extractor.processor)
+        began: list[float] = []
+        extractor.model.register_forward_pre_hook(lambda *_: began.append(time.perf_counter()))
+        extractor.model.register_forward_hook(lambda *_: clock.seconds.__setitem__(
+            "forward", clock.seconds["forward"] + time.perf_counter() - began.pop()))
     start = time.perf_counter()
     selector.rank(dataset, rerank=0, verbose=False)
     rank_seconds = time.perf_counter() - start
@@ -90,25 +90,20 @@ def _selectors(workdir: Path) -> dict:
     from hf_spider.fitness import FitnessNetwork
 
     bundled_path = bundled_selector("spiderbench-image")
-    bundled = SpiderSelector.from_pretrained(bundled_path)
-    encoder32 = workdir / "efficientnet-lite0-32px"  # the zoo folder, its processor resizing to 32 px
-    encoder32.mkdir()
-    source = ZOO_DIR / "efficientnet-lite0-64px"
-    for name in ("config.json", "model.safetensors"):
-        (encoder32 / name).symlink_to(source / name)
-    processor = json.loads((source / "preprocessor_config.json").read_text())
-    (encoder32 / "preprocessor_config.json").write_text(json.dumps({**processor, "size": {"height": 32, "width": 32}}))
+    bundled = SpiderSelector.from_pretrained(bundled_path, token_source="mirror")
 
     def save(name: str, encoder: str, width: int) -> Path:
         torch.manual_seed(0)
         fitness = dataclasses.replace(bundled.config.fitness, task_dim=width)
         network = bundled.fitness if width == bundled.config.fitness.task_dim else FitnessNetwork(fitness)
         config = dataclasses.replace(bundled.config, task_encoder=encoder, fitness=fitness)
-        SpiderSelector(config, network, bundled.zoo, bundled.model_tokens).save_pretrained(workdir / name)
+        SpiderSelector(config, network, bundled.zoo, bundled.model_tokens,
+                       task_inputs=bundled.task_inputs).save_pretrained(workdir / name)
         return workdir / name
 
-    paths = {"lite0-64": bundled_path, "lite0-32": save("lite0-32", str(encoder32), 1280),
-             "resnet-tiny": save("resnet-tiny", str(ZOO_DIR / "tiny-resnet-scratch-glyphs-upper"), 128)}
+    paths = {"lite0-32": bundled_path, "lite0-64": save("lite0-64", "hf-spider/efficientnet-lite0-64px", 1280),
+             "resnet-tiny": save("resnet-tiny", str(ZOO_DIR / "tiny-resnet-scratch-glyphs-upper"), 128),
+             "pixels-16": save("pixels-16", "hf-spider/pixels-16", 256)}
     # mirror tokens, as the CLI loads bundled selectors: no Hub lookup per model token
     return {v: (lambda p=p: SpiderSelector.from_pretrained(p, token_source="mirror")) for v, p in paths.items()}
 
