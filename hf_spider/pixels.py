@@ -47,7 +47,6 @@ class PixelEncoder:
     """The ``FeatureExtractor`` interface for ``hf-spider/pixels-N``: PIL images in, ``(N, N²)`` features out."""
 
     modality = "image"
-    has_head = False
 
     def __init__(self, model_id: str):
         side = pixel_side(model_id)

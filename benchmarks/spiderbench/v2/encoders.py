@@ -10,7 +10,7 @@ function ``(N, 64, 64, 3) uint8 images -> (N, d) float32 features``:
 =====================  ====  ===============================================================================
 variant                d     what
 =====================  ====  ===============================================================================
-``lite0-64``           1280  ``efficientnet-lite0-64px`` (the zoo's ImageNet Lite0) at 64 px: today's encoder
+``lite0-64``           1280  ``efficientnet-lite0-64px`` (the zoo's ImageNet Lite0) at 64 px: v2's first encoder
 ``lite0-32``           1280  the same weights on the images resized to 32 px (PIL bilinear, as the library's
                              ``hf-spider/efficientnet-lite0-32px``): 4× fewer FLOPs. TF-"same" padding stays
                              exact: every stride-2 layer sees an even size
@@ -113,7 +113,7 @@ def _pixels(side: int) -> Callable[[], Encode]:
 
 _TINY = "tiny-resnet-scratch-"
 VARIANTS = {v.name: v for v in [
-    Variant("lite0-64", 1280, "efficientnet-lite0-64px at 64 px (today's encoder)",
+    Variant("lite0-64", 1280, "efficientnet-lite0-64px at 64 px (v2's first encoder)",
             _zoo_encoder("efficientnet-lite0-64px"), "efficientnet-lite0-64px"),
     Variant("lite0-32", 1280, "efficientnet-lite0-64px on images resized to 32 px",
             _zoo_encoder("efficientnet-lite0-64px", 32), "efficientnet-lite0-64px"),

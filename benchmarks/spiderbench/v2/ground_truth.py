@@ -140,17 +140,15 @@ def _features_only(spec, model_name: str, seeds: list[int], command: str) -> Non
 
 def measure_text(spec, model_name: str, seeds: list[int], command: str) -> None:
     # v1 fine-tuned every layer (19 CPU-s a unit: 9.7 CPU-h for v2's units); v2 tunes the top like the image side
-    from ..text.models import encode, fine_tune_top, load_backbone, lower_states
+    from ..text.models import fine_tune_top, load_backbone, lower_states
 
     todo = [s for s in seeds if not unit_path("text", spec.name, model_name, s).is_file()]
     if not todo:
         return
     start, cpu_start = time.perf_counter(), time.process_time()
     splits = task_splits(spec)
-    folder = zoo("text")[1] / model_name
-    feats, probs, seconds = encode(folder, splits["train"][0])
-    _save_features(FEATURE_ROOT / "text" / spec.name / f"{model_name}.npz", feats, probs, splits["train"][1], seconds)
-    backbone, tokenizer = load_backbone(folder)
+    measure_features(spec, model_name)
+    backbone, tokenizer = load_backbone(zoo("text")[1] / model_name)
     states = {s: (*lower_states(backbone, tokenizer, x), y) for s, (x, y) in splits.items()}
     pair_seconds, pair_cpu = time.perf_counter() - start, time.process_time() - cpu_start
     for seed in todo:

@@ -302,6 +302,9 @@ accuracies stay in `ground_truth.json` under `v1/`.
 """
 
 
+SIDES = ("image", "text")
+
+
 def merge(doc: dict, modality: str, results: dict, scores: dict, side: dict, extras: dict) -> dict:
     """``results.json`` with one side (re)measured and the other side's entries kept as they were."""
     def mine(task: str) -> bool:
@@ -322,9 +325,6 @@ def merge(doc: dict, modality: str, results: dict, scores: dict, side: dict, ext
     v2 = {s: e for s, e in meta.get("v2", {}).items() if s != modality} | {modality: extras}
     out["_meta"]["v2"] = {s: v2[s] for s in SIDES if s in v2}
     return out
-
-
-SIDES = ("image", "text")
 
 
 def render_all(doc: dict) -> str:
